@@ -1,0 +1,3 @@
+from astrojepa_cli.app import main
+
+main()

@@ -1,0 +1,74 @@
+"""What every command shares: option types, error translation and result printing.
+
+Exit codes: 0 success, 1 unexpected internal error, 2 bad input (one ``error:``
+line), 3 training failed (non-finite loss), 130 interrupted (Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from astrojepa_cli.console import emit_json, stderr
+from astrojepa_cli.errors import UserError
+from registry import UnknownPluginError
+
+EXIT_BAD_INPUT = 2
+EXIT_TRAINING_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+RootOption = Annotated[
+    Optional[Path],
+    typer.Option("--root", help="Folder holding data/ and runs/ (default: $ASTROJEPA_HOME or ~/.astrojepa).",
+                 show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object with the result on stdout.")]
+
+
+class Settings:
+    """Process-wide CLI settings from the top-level callback."""
+
+    debug: bool = bool(os.environ.get("ASTROJEPA_DEBUG"))
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def cli_command(function: Callable) -> Callable:
+    """Turn bad input into one ``error:`` line and exit 2; never a traceback unless --debug."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (UserError, UnknownPluginError) as exc:
+            if Settings.debug:
+                raise
+            raise fail(str(exc).strip("'\"")) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if Settings.debug:
+                raise
+            raise fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)", 1) from None
+
+    return wrapper
+
+
+def report(payload: dict, as_json: bool, human: Callable[[], None] | None = None) -> None:
+    """The result: JSON on stdout with ``--json``, else the human rendering on stderr."""
+    if as_json:
+        emit_json(payload)
+    elif human is not None:
+        human()
+    else:
+        for key, value in payload.items():
+            stderr.print(f"[bold]{key}[/]: {value}", highlight=False)

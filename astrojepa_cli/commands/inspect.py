@@ -1,0 +1,74 @@
+"""``astrojepa plugins`` and ``astrojepa runs list|show``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+import registry
+from astrojepa_cli import runs as run_store
+from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
+from astrojepa_cli.console import stderr
+
+runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
+
+
+@cli_command
+def plugins(json_output: JsonOption = False) -> None:
+    """List the registered encoders, losses and maskers, with a one-line description each.
+
+    Examples:
+
+      astrojepa plugins
+
+      astrojepa plugins --json | jq '.loss | keys'
+    """
+    listing = {kind: registry.describe(kind) for kind in registry.KINDS}
+
+    def human() -> None:
+        for kind, described in listing.items():
+            table = Table("name", "description", title=f"{kind} plugins")
+            for name, description in described.items():
+                table.add_row(name, description)
+            stderr.print(table)
+
+    report(listing, json_output, human)
+
+
+@runs_app.command("list")
+@cli_command
+def list_runs(root: RootOption = None, json_output: JsonOption = False) -> None:
+    """List runs with their status, data and final loss.
+
+    Example: astrojepa runs list --json | jq -r '.runs[].run_id'
+    """
+    found = run_store.list_runs(root)
+    rows = [{"run_id": r.id, "status": r.manifest.get("status"), "data": r.manifest.get("dataset", {}).get("name"),
+             "arch": r.manifest.get("config", {}).get("arch"), "loss": r.manifest.get("config", {}).get("loss"),
+             "steps": r.manifest.get("steps"), "final_loss": r.manifest.get("result", {}).get("final_loss")}
+            for r in found]
+
+    def human() -> None:
+        table = Table(*rows[0].keys()) if rows else Table("run_id")
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        stderr.print(table)
+
+    report({"runs": rows}, json_output, human)
+
+
+@runs_app.command("show")
+@cli_command
+def show_run(
+    run_ref: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")],
+    root: RootOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a run's manifest: config, data, environment, status, metrics and evaluations.
+
+    Example: astrojepa runs show latest --json | jq .evaluations
+    """
+    run = run_store.open_run(run_ref, root)
+    report(run.manifest, json_output, lambda: stderr.print_json(data=run.manifest))

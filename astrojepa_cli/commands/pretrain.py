@@ -1,0 +1,79 @@
+"""``astrojepa pretrain``: self-supervised pretraining into a new run folder."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from click.core import ParameterSource
+
+from astrojepa_cli.commands.common import (
+    EXIT_INTERRUPTED, EXIT_TRAINING_FAILED, JsonOption, RootOption, cli_command, fail, report,
+)
+from astrojepa_cli.console import stderr
+from astrojepa_cli.train.config import PretrainConfig, read_config_file
+from astrojepa_cli.train.loop import pretrain as run_pretraining
+
+_D = PretrainConfig()
+
+
+@cli_command
+def pretrain(
+    ctx: typer.Context,
+    data: Annotated[str, typer.Option(help="Store name (see 'fetch-data list').")] = _D.data,
+    arch: Annotated[str, typer.Option(help="Encoder plugin (see 'astrojepa plugins').")] = _D.arch,
+    loss: Annotated[str, typer.Option(help="Objective plugin: lejepa, ...")] = _D.loss,
+    masker: Annotated[Optional[str], typer.Option(help="Masker plugin for JSEPA-style objectives.")] = None,
+    lam: Annotated[float, typer.Option(help="SIGReg weight λ: loss = (1-λ)·pred + λ·SIGReg.")] = _D.lam,
+    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = _D.epochs,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimiser steps.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Global batch size (images per step, all processes).")] = _D.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = _D.lr,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = _D.weight_decay,
+    warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length in epochs.")] = _D.warmup_epochs,
+    ema: Annotated[float, typer.Option(help="Initial EMA momentum of a target encoder (I-JEPA).")] = _D.ema,
+    img_size: Annotated[Optional[int], typer.Option(help="Encoder input size (default: the store's).")] = None,
+    patch_size: Annotated[int, typer.Option(help="ViT patch size.")] = _D.patch_size,
+    global_views: Annotated[int, typer.Option(help="Global views per image (LeJEPA).")] = _D.global_views,
+    local_views: Annotated[int, typer.Option(help="Local views per image (LeJEPA).")] = _D.local_views,
+    global_size: Annotated[Optional[int], typer.Option(help="Global view size (default: --img-size).")] = None,
+    local_size: Annotated[Optional[int], typer.Option(help="Local view size (default: half the image).")] = None,
+    precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32.")] = _D.precision,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, batch order and augmentations.")] = _D.seed,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = _D.device,
+    log_every: Annotated[int, typer.Option(help="Steps between rows of metrics.jsonl.")] = _D.log_every,
+    save_every: Annotated[int, typer.Option(help="Steps between checkpoints (0: epoch ends only).")] = _D.save_every,
+    nan_policy: Annotated[str, typer.Option(help="stop (mark the run failed) or skip the step.")] = _D.nan_policy,
+    config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of the same keys; flags override it.")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="Continue run RUN (id, folder or 'latest') from its checkpoint.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    root: RootOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Pretrain an encoder without labels and write a run folder.
+
+    Examples:
+
+      astrojepa pretrain --data first-radio --arch vit-t --loss lejepa --epochs 5
+
+      astrojepa pretrain --arch vit-s --loss lejepa --lam 0.6 --json | jq -r .run_id
+
+      astrojepa pretrain --resume latest
+    """
+    explicit = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+    values = read_config_file(config) if config else {}
+    known = {f.name for f in fields(PretrainConfig)}
+    values.update({k: v for k, v in explicit.items() if k in known})
+    result = run_pretraining(PretrainConfig(**values), root=root, resume=resume, progress=not quiet)
+    payload = {"run_id": result.run_id, "run_dir": result.run_dir, "status": result.status, "steps": result.steps,
+               "images_per_second": result.images_per_second, "final_loss": result.final_loss}
+    report(payload, json_output, lambda: stderr.print(
+        f"run [bold]{result.run_id}[/] {result.status} after {result.steps} steps, final loss {result.final_loss}, "
+        f"{result.images_per_second:.1f} images/s → {result.run_dir}", highlight=False))
+    if result.status == "interrupted":
+        raise fail(f"interrupted; resume with 'astrojepa pretrain --resume {result.run_id}'", EXIT_INTERRUPTED)
+    if result.status == "failed":
+        raise fail("training failed: the loss became NaN or Inf; the last good checkpoint is kept", EXIT_TRAINING_FAILED)

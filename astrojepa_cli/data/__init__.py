@@ -1,0 +1,1 @@
+"""Data in: sources that import into the canonical store, and batched views of a store."""

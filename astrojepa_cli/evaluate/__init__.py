@@ -1,0 +1,1 @@
+"""Evaluation: features, probes, anomaly scores, collapse monitors and plots."""

@@ -1,0 +1,1 @@
+"""Training: the config, the pretraining loop, schedules, checkpoints and distributed setup."""

@@ -1,0 +1,73 @@
+"""Resumable checkpoints: tensors in ``state.safetensors``, everything else in ``state.json``.
+
+The JSON is written last, and names the step the tensors belong to, so a crash
+between the two writes leaves either the old pair or a pair the loader rejects
+(the step recorded in the tensors' metadata must match the JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from astrojepa_cli.atomic import write_json
+from astrojepa_cli.errors import UserError
+from astrojepa_cli.runs import load_tensors, save_tensors
+
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, slots in state["state"].items():
+        for slot, value in slots.items():
+            key = f"{param_id}.{slot}"
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{key}"] = value
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], described: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            param_id, slot = name[len("optimizer.") :].split(".", 1)
+            state.setdefault(int(param_id), {})[slot] = value
+    for key, value in described["scalars"].items():
+        param_id, slot = key.split(".", 1)
+        state.setdefault(int(param_id), {})[slot] = value
+    return {"state": state, "param_groups": described["param_groups"]}
+
+
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, extra: dict) -> None:
+    """Atomically save everything needed to continue after ``step`` optimiser steps."""
+    optimizer_tensors, optimizer_json = _flatten_optimizer(optimizer)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update(optimizer_tensors)
+    save_tensors(run_dir / STATE_TENSORS, tensors, metadata={"step": str(step)})
+    write_json(run_dir / STATE_JSON, {"step": step, "optimizer": optimizer_json, **extra})
+
+
+def load_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> dict:
+    """Restore ``model`` and ``optimizer`` in place; return the JSON state (``step`` and extras)."""
+    json_path, tensor_path = run_dir / STATE_JSON, run_dir / STATE_TENSORS
+    if not json_path.exists() or not tensor_path.exists():
+        raise UserError(f"run {run_dir.name} has no checkpoint to resume from")
+    described = json.loads(json_path.read_text())
+    with safe_open(str(tensor_path), framework="pt") as handle:
+        tensor_step = int((handle.metadata() or {}).get("step", -1))
+    if tensor_step != described["step"]:
+        raise UserError(f"checkpoint of run {run_dir.name} is inconsistent (tensors at step {tensor_step}, "
+                        f"state.json at step {described['step']})")
+    tensors = load_tensors(tensor_path)
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(model_state)
+    optimizer.load_state_dict(_unflatten_optimizer({k: v.to(device) for k, v in tensors.items()}, described["optimizer"]))
+    return described

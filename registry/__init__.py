@@ -1,0 +1,114 @@
+"""One plugin registry for encoders, losses and maskers.
+
+Built-in plugins register themselves with :func:`register`, exactly as a
+third-party package does. Third parties may also advertise a module (or a
+callable) in the entry-point group ``astrojepa.plugins``; loading that entry
+point is expected to call :func:`register`, or it may return/be a factory that
+carries ``__plugin_kind__`` and ``__plugin_name__`` attributes.
+
+Public API relied upon by the CLI and by users::
+
+    registry.names("loss")                  -> ["ijepa", "lejepa", ...]
+    registry.create("loss", "sigreg", num_slices=256)
+    registry.describe("encoder")            -> {name: one-line description}
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+KINDS = ("encoder", "loss", "masker")
+ENTRY_POINT_GROUP = "astrojepa.plugins"
+_BUILTIN_MODULES = ("registry.encoders", "registry.losses", "registry.maskers")
+
+
+class UnknownPluginError(LookupError):
+    """An unknown plugin kind or name; the message lists the valid names."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    description: str
+
+    def defaults(self) -> dict[str, Any]:
+        """Keyword arguments of the factory with their default values."""
+        params = inspect.signature(self.factory).parameters.values()
+        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+_plugins: dict[str, dict[str, Plugin]] = {kind: {} for kind in KINDS}
+_loaded = False
+
+
+def register(kind: str, name: str, description: str | None = None):
+    """Decorator that registers ``factory`` as plugin ``name`` of ``kind``.
+
+    The description defaults to the first line of the factory's docstring.
+    """
+    _check_kind(kind)
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        doc = description or (inspect.getdoc(factory) or "").split("\n")[0]
+        _plugins[kind][name] = Plugin(kind, name, factory, doc)
+        return factory
+
+    return decorator
+
+
+def names(kind: str) -> list[str]:
+    """Sorted names of every registered plugin of ``kind``."""
+    _check_kind(kind)
+    _load_all()
+    return sorted(_plugins[kind])
+
+
+def get(kind: str, name: str) -> Plugin:
+    """The plugin record; raises :class:`UnknownPluginError` with suggestions."""
+    _check_kind(kind)
+    _load_all()
+    try:
+        return _plugins[kind][name]
+    except KeyError:
+        valid = sorted(_plugins[kind])
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UnknownPluginError(
+            f"unknown {kind} '{name}'.{hint} Valid {kind}s: {', '.join(valid)}"
+        ) from None
+
+
+def create(kind: str, name: str, **kwargs: Any) -> Any:
+    """Build plugin ``name`` of ``kind`` with keyword overrides of its defaults."""
+    return get(kind, name).factory(**kwargs)
+
+
+def describe(kind: str) -> dict[str, str]:
+    """``{name: one-line description}`` for every plugin of ``kind``."""
+    return {name: get(kind, name).description for name in names(kind)}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise UnknownPluginError(f"unknown plugin kind '{kind}'. Valid kinds: {', '.join(KINDS)}")
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = entry.load()
+        kind = getattr(loaded, "__plugin_kind__", None)
+        if kind is not None:
+            register(kind, getattr(loaded, "__plugin_name__", entry.name))(loaded)

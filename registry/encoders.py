@@ -1,0 +1,89 @@
+"""Built-in encoders, all built by timm.
+
+Every encoder maps (N, C, H, W) images to a global embedding (N, D). ViTs also
+expose patch tokens (:meth:`Encoder.forward_tokens`), optionally keeping only a
+subset of patches, which I-JEPA's context encoder needs.
+
+The timm architecture name and its keyword arguments travel with the weights
+(see :attr:`Encoder.timm_spec`), so plain ``timm.create_model(**spec)`` can
+rebuild the network without astrojepa.
+"""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+from registry import register
+
+
+class Encoder(nn.Module):
+    """A timm backbone with a global embedding and, for ViTs, patch tokens."""
+
+    def __init__(self, timm_name: str, **timm_kwargs) -> None:
+        super().__init__()
+        self.timm_spec = {"model_name": timm_name, **timm_kwargs}
+        self.backbone = timm.create_model(timm_name, pretrained=False, num_classes=0, **timm_kwargs)
+        self.embed_dim = int(self.backbone.num_features)
+        self.in_chans = int(timm_kwargs.get("in_chans", 3))
+        patch_embed = getattr(self.backbone, "patch_embed", None)
+        self.patch_size = int(patch_embed.patch_size[0]) if patch_embed is not None else None
+
+    @property
+    def is_vit(self) -> bool:
+        return self.patch_size is not None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Global embedding (N, D): mean-pooled tokens for ViTs, pooled features for CNNs."""
+        return self.backbone(images)
+
+    def forward_tokens(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """ViT patch tokens (N, L, D) after the final norm; ``keep`` (N, K) selects patch indices."""
+        if not self.is_vit:
+            raise TypeError(f"{self.timm_spec['model_name']} has no patch tokens; use a ViT encoder")
+        vit = self.backbone
+        tokens = vit._pos_embed(vit.patch_embed(images))
+        if keep is not None:
+            tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        tokens = vit.blocks(vit.norm_pre(tokens))
+        return vit.norm(tokens)
+
+
+def _vit(timm_name: str, img_size: int, patch_size: int, in_chans: int, drop_path_rate: float, depth: int | None) -> Encoder:
+    overrides = {} if depth is None else {"depth": depth}
+    return Encoder(
+        timm_name,
+        **overrides,
+        img_size=img_size,
+        patch_size=patch_size,
+        in_chans=in_chans,
+        class_token=False,
+        global_pool="avg",
+        dynamic_img_size=True,
+        drop_path_rate=drop_path_rate,
+    )
+
+
+@register("encoder", "vit-t")
+def vit_tiny(
+    img_size: int = 64, patch_size: int = 8, in_chans: int = 3, drop_path_rate: float = 0.0, depth: int | None = None
+) -> Encoder:
+    """ViT-Tiny (192-d, 12 blocks, 3 heads), mean-pooled; any image size and channel count."""
+    return _vit("vit_tiny_patch16_224", img_size, patch_size, in_chans, drop_path_rate, depth)
+
+
+@register("encoder", "vit-s")
+def vit_small(
+    img_size: int = 64, patch_size: int = 8, in_chans: int = 3, drop_path_rate: float = 0.0, depth: int | None = None
+) -> Encoder:
+    """ViT-Small (384-d, 12 blocks, 6 heads), mean-pooled; any image size and channel count."""
+    return _vit("vit_small_patch16_224", img_size, patch_size, in_chans, drop_path_rate, depth)
+
+
+@register("encoder", "vit-b")
+def vit_base(
+    img_size: int = 64, patch_size: int = 8, in_chans: int = 3, drop_path_rate: float = 0.0, depth: int | None = None
+) -> Encoder:
+    """ViT-Base (768-d, 12 blocks, 12 heads), mean-pooled; any image size and channel count."""
+    return _vit("vit_base_patch16_224", img_size, patch_size, in_chans, drop_path_rate, depth)

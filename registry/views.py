@@ -1,0 +1,71 @@
+"""Batched, on-device view generation with astronomy-safe augmentations.
+
+A view is a random resized crop, a random flip and a random rotation by a
+multiple of 90°, composed into one affine map per sample and applied with a
+single ``grid_sample`` call for the whole batch. There is no per-sample Python
+and no colour jitter: colour (flux ratios between bands) is physical.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """``count`` views of ``size``×``size`` pixels cropping ``scale`` of the image area."""
+
+    count: int
+    size: int
+    scale: tuple[float, float]
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    noise_std: float = 0.0
+
+
+def _uniform(low: float, high: float, n: int, generator: torch.Generator, device) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def random_views(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator) -> torch.Tensor:
+    """(N, C, H, W) float images -> (spec.count * N, C, size, size) augmented views.
+
+    Views are ordered view-major: rows ``v*N : (v+1)*N`` are view ``v`` of every image.
+    """
+    n, device = images.shape[0], images.device
+    total = spec.count * n
+    area = _uniform(*spec.scale, total, generator, device)
+    log_ratio = _uniform(math.log(spec.ratio[0]), math.log(spec.ratio[1]), total, generator, device)
+    # Crop half-extents in normalised [-1, 1] coordinates, clipped to the image.
+    half_w = torch.sqrt(area * log_ratio.exp()).clamp(max=1.0)
+    half_h = torch.sqrt(area / log_ratio.exp()).clamp(max=1.0)
+    centre_x = (2 * torch.rand(total, generator=generator, device=device) - 1) * (1 - half_w)
+    centre_y = (2 * torch.rand(total, generator=generator, device=device) - 1) * (1 - half_h)
+    flip = torch.where(torch.rand(total, generator=generator, device=device) < 0.5, -1.0, 1.0)
+    quarter_turns = torch.randint(0, 4, (total,), generator=generator, device=device)
+    angle = quarter_turns.float() * (math.pi / 2)
+    cos, sin = torch.cos(angle).round(), torch.sin(angle).round()
+    # theta = diag(flip * half_w, half_h) @ rotation, then translate to the crop centre.
+    theta = torch.stack(
+        [
+            torch.stack([flip * half_w * cos, -flip * half_w * sin, centre_x], dim=1),
+            torch.stack([half_h * sin, half_h * cos, centre_y], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta.to(images.dtype), [total, images.shape[1], spec.size, spec.size], align_corners=False)
+    source = images.repeat(spec.count, 1, 1, 1)
+    views = F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if spec.noise_std > 0:
+        views = views + spec.noise_std * torch.randn(views.shape, generator=generator, device=device, dtype=views.dtype)
+    return views
+
+
+def centre_view(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The deterministic evaluation view: the whole image resized to ``size``."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
