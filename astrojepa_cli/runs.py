@@ -61,11 +61,11 @@ class Run:
 
     def add_evaluation(self, key: str, result: dict) -> None:
         """Record an evaluation (probe, anomalies, ...) under ``evaluations[key]``."""
-        self.manifest.setdefault("evaluations", {})[key] = {**result, "time": _now()}
+        self.manifest.setdefault("evaluations", {})[key] = {**result, "time": now()}
         self.save()
 
 
-def _now() -> str:
+def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
@@ -92,7 +92,7 @@ def create_run(root: Path | None, label: str, manifest: dict) -> Run:
         "astrojepa_version": __version__,
         "command": sys.argv,
         "status": "running",
-        "started": _now(),
+        "started": now(),
         **manifest,
         "epochs": [],
         "evaluations": {},

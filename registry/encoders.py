@@ -1,12 +1,13 @@
 """Built-in encoders, all built by timm.
 
-Every encoder maps (N, C, H, W) images to a global embedding (N, D). ViTs also
-expose patch tokens (:meth:`Encoder.forward_tokens`), optionally keeping only a
-subset of patches, which I-JEPA's context encoder needs.
+Every encoder maps (N, C, H, W) images with any channel count to a global
+embedding (N, D). ViTs also expose patch tokens (:meth:`Encoder.forward_tokens`),
+optionally keeping only a subset of patches, which I-JEPA's context encoder needs.
 
 The timm architecture name and its keyword arguments travel with the weights
-(see :attr:`Encoder.timm_spec`), so plain ``timm.create_model(**spec)`` can
-rebuild the network without astrojepa.
+(see :attr:`Encoder.timm_spec`), so ``timm.create_model(**spec)`` can rebuild the
+network. ``resnet15_gn`` is registered with timm by :mod:`registry.resnet15`,
+which this module imports; every other architecture is stock timm.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import timm
 import torch
 from torch import nn
 
+from astrojepa_cli.errors import UserError
 from registry import register
+from registry import resnet15 as _resnet15  # noqa: F401  (registers timm model "resnet15_gn")
 
 
 class Encoder(nn.Module):
@@ -39,7 +42,11 @@ class Encoder(nn.Module):
         return self.backbone(images)
 
     def forward_tokens(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """ViT patch tokens (N, L, D) after the final norm; ``keep`` (N, K) selects patch indices."""
+        """ViT patch tokens (N, L, D) after the final norm; ``keep`` (N, K) selects patch indices.
+
+        Positional embeddings are added before the selection, so kept tokens
+        remember where they came from.
+        """
         if not self.is_vit:
             raise TypeError(f"{self.timm_spec['model_name']} has no patch tokens; use a ViT encoder")
         vit = self.backbone
@@ -60,6 +67,7 @@ def _vit(timm_name: str, img_size: int, patch_size: int, in_chans: int, drop_pat
         in_chans=in_chans,
         class_token=False,
         global_pool="avg",
+        fc_norm=False,
         dynamic_img_size=True,
         drop_path_rate=drop_path_rate,
     )
@@ -87,3 +95,35 @@ def vit_base(
 ) -> Encoder:
     """ViT-Base (768-d, 12 blocks, 12 heads), mean-pooled; any image size and channel count."""
     return _vit("vit_base_patch16_224", img_size, patch_size, in_chans, drop_path_rate, depth)
+
+
+@register("encoder", "resnet18")
+def resnet18(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
+    """ResNet-18 (He et al. 2016), BatchNorm, 512-d average-pooled embedding; any channel count."""
+    return Encoder("resnet18", in_chans=in_chans, drop_path_rate=drop_path_rate)
+
+
+@register("encoder", "resnet34")
+def resnet34(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
+    """ResNet-34 (He et al. 2016), BatchNorm, 512-d average-pooled embedding; any channel count."""
+    return Encoder("resnet34", in_chans=in_chans, drop_path_rate=drop_path_rate)
+
+
+@register("encoder", "resnet50")
+def resnet50(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
+    """ResNet-50 (He et al. 2016), bottleneck blocks, 2048-d average-pooled embedding; any channel count."""
+    return Encoder("resnet50", in_chans=in_chans, drop_path_rate=drop_path_rate)
+
+
+@register("encoder", "resnet15-gn")
+def resnet15_gn(in_chans: int = 3, drop_rate: float = 0.2, num_groups: int = 32) -> Encoder:
+    """ResNet-15 of the jet-image seed: GroupNorm, dropout, widening 64 to 512; 512-d embedding."""
+    return Encoder("resnet15_gn", in_chans=in_chans, drop_rate=drop_rate, num_groups=num_groups)
+
+
+@register("encoder", "convnextv2-nano")
+def convnextv2_nano(img_size: int = 64, in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
+    """ConvNeXt-V2-Nano (Woo et al. 2023), 640-d embedding; needs images of at least 32 px."""
+    if img_size < 32:
+        raise UserError(f"convnextv2-nano downsamples by 32 and needs --img-size >= 32, got {img_size}")
+    return Encoder("convnextv2_nano", in_chans=in_chans, drop_path_rate=drop_path_rate)

@@ -1,4 +1,10 @@
-"""Built-in objectives and regularisers (kind ``loss``)."""
+"""Built-in objectives and regularisers (kind ``loss``).
+
+Every factory here is a registered plugin. ``pretrain`` passes each objective
+the options it accepts among: ``encoder``, ``lam``, ``global_views``,
+``local_views``, ``global_size``, ``local_size``, ``masker``, ``ema``,
+``img_size`` and ``pred_loss``. The math lives in the modules imported below.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,12 @@ import torch
 from torch import nn
 
 from registry import register
+from registry.ijepa import IJEPA, default_predictor
+from registry.maskers import MultiBlockMasker
 from registry.objective import Objective
+from registry.projector import mlp_projector
 from registry.sigreg import SIGReg
+from registry.two_view import SimCLR, VICReg
 from registry.views import ViewSpec, random_views
 
 
@@ -15,19 +25,6 @@ from registry.views import ViewSpec, random_views
 def sigreg(num_slices: int = 1024, knots: int = 17, t_max: float = 3.0) -> SIGReg:
     """SIGReg regulariser: Epps–Pulley statistic averaged over random 1-D projections (LeJEPA)."""
     return SIGReg(num_slices=num_slices, knots=knots, t_max=t_max)
-
-
-def mlp_projector(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    """Three-layer MLP with BatchNorm, the projector of LeJEPA and SimCLR."""
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden_dim),
-        nn.BatchNorm1d(hidden_dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden_dim, hidden_dim),
-        nn.BatchNorm1d(hidden_dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden_dim, out_dim),
-    )
 
 
 def lejepa_prediction_loss(projections: torch.Tensor, global_views: int) -> torch.Tensor:
@@ -79,12 +76,13 @@ class LeJEPA(Objective):
     def forward(self, images: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         n = images.shape[0]
         # One encoder call per view resolution keeps every call a single large batch.
-        embeddings = [self.encoder(random_views(images, spec, generator)) for spec in self.view_specs]
+        embeddings = [self.encoder(random_views(images, spec, generator, self.shard)) for spec in self.view_specs]
         projections = self.projector(torch.cat(embeddings)).float().view(-1, n, self.projector[-1].out_features)
         prediction = lejepa_prediction_loss(projections, self.global_views)
         regulariser = torch.stack([self.sigreg(view, step=step) for view in projections]).mean()
         loss = (1 - self.lam) * prediction + self.lam * regulariser
-        return {"loss": loss, "pred": prediction.detach(), "sigreg": regulariser.detach()}
+        return {"loss": loss, "pred": prediction.detach(), "sigreg": regulariser.detach(),
+                "embedding": embeddings[0][:n].detach().float()}
 
 
 @register("loss", "lejepa")
@@ -107,3 +105,65 @@ def lejepa(
         encoder, lam, global_views, local_views, global_size, local_size, tuple(global_scale), tuple(local_scale),
         proj_dim, proj_hidden, num_slices, noise_std,
     )
+
+
+@register("loss", "ijepa")
+def ijepa(
+    encoder: nn.Module,
+    masker=None,
+    pred_loss: str = "l2",
+    ema: float = 0.996,
+    ema_end: float = 1.0,
+    predictor_dim: int | None = None,
+    predictor_depth: int = 6,
+    predictor_heads: int | None = None,
+    img_size: int | None = None,
+) -> IJEPA:
+    """I-JEPA (Assran et al. 2023): predict EMA-target patch features of masked blocks from the context (ViT only)."""
+    predictor = default_predictor(encoder.embed_dim, predictor_dim, predictor_depth, predictor_heads)
+    return IJEPA(encoder, masker or MultiBlockMasker(), predictor, pred_loss, ema, ema_end, None, 0, img_size)
+
+
+@register("loss", "ijepa-sigreg")
+def ijepa_sigreg(
+    encoder: nn.Module,
+    masker=None,
+    lam: float = 0.05,
+    pred_loss: str = "l2",
+    ema: float = 0.996,
+    ema_end: float = 1.0,
+    predictor_dim: int | None = None,
+    predictor_depth: int = 6,
+    predictor_heads: int | None = None,
+    num_slices: int = 1024,
+    img_size: int | None = None,
+) -> IJEPA:
+    """I-JEPA + SIGReg on pooled context embeddings (AstroJEPA seed): (1-lam)*pred + lam*SIGReg."""
+    predictor = default_predictor(encoder.embed_dim, predictor_dim, predictor_depth, predictor_heads)
+    return IJEPA(encoder, masker or MultiBlockMasker(), predictor, pred_loss, ema, ema_end, lam, num_slices, img_size)
+
+
+@register("loss", "simclr")
+def simclr(
+    encoder: nn.Module,
+    global_size: int = 64,
+    scale: tuple[float, float] = (0.3, 1.0),
+    proj_hidden: int = 512,
+    proj_dim: int = 128,
+    temperature: float = 0.07,
+) -> SimCLR:
+    """SimCLR (Chen et al. 2020): NT-Xent over 2N views, learnable temperature (0.07), 128-d projection."""
+    return SimCLR(encoder, global_size, scale, proj_hidden, proj_dim, temperature)
+
+
+@register("loss", "vicreg")
+def vicreg(
+    encoder: nn.Module,
+    global_size: int = 64,
+    scale: tuple[float, float] = (0.3, 1.0),
+    proj_hidden: int = 1024,
+    proj_dim: int = 1024,
+    weights: tuple[float, float, float] = (25.0, 25.0, 1.0),
+) -> VICReg:
+    """VICReg (Bardes et al. 2022): invariance + variance + covariance terms, weights 25/25/1 (baseline)."""
+    return VICReg(encoder, global_size, scale, proj_hidden, proj_dim, tuple(weights))

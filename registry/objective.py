@@ -14,9 +14,17 @@ class Objective(nn.Module):
     its terms (detached or not; the loop only logs them). ``generator`` is the
     per-step random generator for views and masks, so a resumed run draws the
     same augmentations as an uninterrupted one.
+
+    The returned dict may also carry ``embedding``: detached (N, D) encoder
+    embeddings of one view of the batch, which the loop's online probe uses.
+
+    ``shard = (rank, world_size)`` is set by the training loop under DDP; pass
+    it to :func:`registry.views.random_views` so every rank draws its part of
+    the global batch's augmentations.
     """
 
     encoder: nn.Module
+    shard: tuple[int, int] = (0, 1)
 
     def forward(self, images: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         raise NotImplementedError

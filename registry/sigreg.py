@@ -10,21 +10,9 @@ Two separable pieces, as in the paper:
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
-
-def _world_mean(values: torch.Tensor) -> torch.Tensor:
-    """Average ``values`` over DDP ranks, keeping the autograd graph (identity when not distributed)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return values
-    from torch.distributed.nn.functional import all_reduce
-
-    return all_reduce(values, op=dist.ReduceOp.SUM) / dist.get_world_size()
-
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from registry.collectives import world_mean, world_size
 
 
 class EppsPulley(nn.Module):
@@ -59,10 +47,10 @@ class EppsPulley(nn.Module):
         """``samples``: (N, K) — K independent 1-D samples of size N. Returns (K,) statistics."""
         samples = samples.float()
         phase = samples.unsqueeze(-1) * self.t  # (N, K, knots)
-        cos_mean = _world_mean(torch.cos(phase).mean(0))
-        sin_mean = _world_mean(torch.sin(phase).mean(0))
+        cos_mean = world_mean(torch.cos(phase).mean(0))
+        sin_mean = world_mean(torch.sin(phase).mean(0))
         squared_error = (cos_mean - self.gaussian_cf).square() + sin_mean.square()
-        return squared_error @ self.weights * (samples.shape[0] * _world_size())
+        return squared_error @ self.weights * (samples.shape[0] * world_size())
 
 
 def random_directions(dim: int, num_slices: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:

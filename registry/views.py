@@ -30,13 +30,27 @@ def _uniform(low: float, high: float, n: int, generator: torch.Generator, device
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
-def random_views(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator) -> torch.Tensor:
+def shard_rows(count: int, n_local: int, shard: tuple[int, int], device) -> torch.Tensor:
+    """Rows of a view-major global parameter table that belong to this rank's batch shard.
+
+    The rank holds global batch items ``rank, rank + world, ...``; drawing the
+    parameters for the whole global batch and keeping these rows makes a DDP run
+    draw exactly the views a single process would for the same global batch.
+    """
+    rank, world = shard
+    items = rank + world * torch.arange(n_local, device=device)
+    return (torch.arange(count, device=device).unsqueeze(1) * n_local * world + items).reshape(-1)
+
+
+def random_views(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator,
+                 shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """(N, C, H, W) float images -> (spec.count * N, C, size, size) augmented views.
 
     Views are ordered view-major: rows ``v*N : (v+1)*N`` are view ``v`` of every image.
+    ``shard = (rank, world_size)`` selects this rank's part of the global batch's views.
     """
     n, device = images.shape[0], images.device
-    total = spec.count * n
+    total = spec.count * n * shard[1]
     area = _uniform(*spec.scale, total, generator, device)
     log_ratio = _uniform(math.log(spec.ratio[0]), math.log(spec.ratio[1]), total, generator, device)
     # Crop half-extents in normalised [-1, 1] coordinates, clipped to the image.
@@ -56,11 +70,14 @@ def random_views(images: torch.Tensor, spec: ViewSpec, generator: torch.Generato
         ],
         dim=1,
     )
-    grid = F.affine_grid(theta.to(images.dtype), [total, images.shape[1], spec.size, spec.size], align_corners=False)
+    rows = shard_rows(spec.count, n, shard, device) if shard[1] > 1 else slice(None)
+    shape = [spec.count * n, images.shape[1], spec.size, spec.size]
+    grid = F.affine_grid(theta[rows].to(images.dtype), shape, align_corners=False)
     source = images.repeat(spec.count, 1, 1, 1)
     views = F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if spec.noise_std > 0:
-        views = views + spec.noise_std * torch.randn(views.shape, generator=generator, device=device, dtype=views.dtype)
+        noise = torch.randn([total, *shape[1:]], generator=generator, device=device, dtype=views.dtype)
+        views = views + spec.noise_std * noise[rows]
     return views
 
 

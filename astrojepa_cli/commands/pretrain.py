@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from click.core import ParameterSource
 
 from astrojepa_cli.commands.common import (
     EXIT_INTERRUPTED, EXIT_TRAINING_FAILED, JsonOption, RootOption, cli_command, fail, report,
 )
 from astrojepa_cli.console import stderr
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
+from astrojepa_cli.train.distributed import launched_as_secondary_rank
 from astrojepa_cli.train.loop import pretrain as run_pretraining
 
 _D = PretrainConfig()
@@ -25,13 +25,17 @@ def pretrain(
     data: Annotated[str, typer.Option(help="Store name (see 'fetch-data list').")] = _D.data,
     arch: Annotated[str, typer.Option(help="Encoder plugin (see 'astrojepa plugins').")] = _D.arch,
     loss: Annotated[str, typer.Option(help="Objective plugin: lejepa, ...")] = _D.loss,
-    masker: Annotated[Optional[str], typer.Option(help="Masker plugin for JSEPA-style objectives.")] = None,
+    masker: Annotated[Optional[str], typer.Option(help="Masker plugin for I-JEPA-style objectives.")] = None,
+    pred_loss: Annotated[Optional[str], typer.Option(help="I-JEPA prediction loss: l2 or smooth-l1.")] = None,
     lam: Annotated[float, typer.Option(help="SIGReg weight λ: loss = (1-λ)·pred + λ·SIGReg.")] = _D.lam,
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = _D.epochs,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimiser steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Global batch size (images per step, all processes).")] = _D.batch_size,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = _D.lr,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = _D.weight_decay,
+    weight_decay: Annotated[Optional[float], typer.Option(
+        help="AdamW weight decay (default per method: 0.05 for LeJEPA; 0.04 ramped to 0.4 for I-JEPA).")] = None,
+    weight_decay_end: Annotated[Optional[float], typer.Option(
+        help="Final weight decay of a cosine ramp (default: per method, else constant).")] = None,
     warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length in epochs.")] = _D.warmup_epochs,
     ema: Annotated[float, typer.Option(help="Initial EMA momentum of a target encoder (I-JEPA).")] = _D.ema,
     img_size: Annotated[Optional[int], typer.Option(help="Encoder input size (default: the store's).")] = None,
@@ -63,16 +67,18 @@ def pretrain(
 
       astrojepa pretrain --resume latest
     """
-    explicit = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+    # Typer vendors its own click, so compare the source by name rather than importing click's enum.
+    explicit = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
     values = read_config_file(config) if config else {}
     known = {f.name for f in fields(PretrainConfig)}
     values.update({k: v for k, v in explicit.items() if k in known})
     result = run_pretraining(PretrainConfig(**values), root=root, resume=resume, progress=not quiet)
     payload = {"run_id": result.run_id, "run_dir": result.run_dir, "status": result.status, "steps": result.steps,
                "images_per_second": result.images_per_second, "final_loss": result.final_loss}
-    report(payload, json_output, lambda: stderr.print(
-        f"run [bold]{result.run_id}[/] {result.status} after {result.steps} steps, final loss {result.final_loss}, "
-        f"{result.images_per_second:.1f} images/s → {result.run_dir}", highlight=False))
+    if not launched_as_secondary_rank():
+        report(payload, json_output, lambda: stderr.print(
+            f"run [bold]{result.run_id}[/] {result.status} after {result.steps} steps, final loss {result.final_loss}, "
+            f"{result.images_per_second:.1f} images/s → {result.run_dir}", highlight=False))
     if result.status == "interrupted":
         raise fail(f"interrupted; resume with 'astrojepa pretrain --resume {result.run_id}'", EXIT_INTERRUPTED)
     if result.status == "failed":

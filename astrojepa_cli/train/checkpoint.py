@@ -21,24 +21,24 @@ STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 
 
-def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for param_id, slots in state["state"].items():
         for slot, value in slots.items():
             key = f"{param_id}.{slot}"
             if torch.is_tensor(value):
-                tensors[f"optimizer.{key}"] = value
+                tensors[f"{prefix}.{key}"] = value
             else:
                 scalars[key] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], described: dict) -> dict:
+def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], described: dict) -> dict:
     state: dict[int, dict] = {}
     for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            param_id, slot = name[len("optimizer.") :].split(".", 1)
+        if name.startswith(prefix + "."):
+            param_id, slot = name[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(param_id), {})[slot] = value
     for key, value in described["scalars"].items():
         param_id, slot = key.split(".", 1)
@@ -46,17 +46,22 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], described: dict) -> d
     return {"state": state, "param_groups": described["param_groups"]}
 
 
-def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, extra: dict) -> None:
+def save_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                    step: int, extra: dict) -> None:
     """Atomically save everything needed to continue after ``step`` optimiser steps."""
-    optimizer_tensors, optimizer_json = _flatten_optimizer(optimizer)
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update(optimizer_tensors)
+    tensors, optimizer_json = {}, {}
+    for name, module in modules.items():
+        tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    for name, optimizer in optimizers.items():
+        optimizer_tensors, optimizer_json[name] = _flatten_optimizer(f"optimizer.{name}", optimizer)
+        tensors.update(optimizer_tensors)
     save_tensors(run_dir / STATE_TENSORS, tensors, metadata={"step": str(step)})
-    write_json(run_dir / STATE_JSON, {"step": step, "optimizer": optimizer_json, **extra})
+    write_json(run_dir / STATE_JSON, {"step": step, "optimizers": optimizer_json, **extra})
 
 
-def load_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> dict:
-    """Restore ``model`` and ``optimizer`` in place; return the JSON state (``step`` and extras)."""
+def load_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                    device: torch.device) -> dict:
+    """Restore ``modules`` and ``optimizers`` in place; return the JSON state (``step`` and extras)."""
     json_path, tensor_path = run_dir / STATE_JSON, run_dir / STATE_TENSORS
     if not json_path.exists() or not tensor_path.exists():
         raise UserError(f"run {run_dir.name} has no checkpoint to resume from")
@@ -66,8 +71,9 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
     if tensor_step != described["step"]:
         raise UserError(f"checkpoint of run {run_dir.name} is inconsistent (tensors at step {tensor_step}, "
                         f"state.json at step {described['step']})")
-    tensors = load_tensors(tensor_path)
-    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(model_state)
-    optimizer.load_state_dict(_unflatten_optimizer({k: v.to(device) for k, v in tensors.items()}, described["optimizer"]))
+    tensors = {k: v.to(device) for k, v in load_tensors(tensor_path).items()}
+    for name, module in modules.items():
+        module.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")})
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(_unflatten_optimizer(f"optimizer.{name}", tensors, described["optimizers"][name]))
     return described

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from astrojepa_cli.errors import UserError
@@ -12,11 +12,15 @@ from astrojepa_cli.errors import UserError
 PRECISIONS = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 NAN_POLICIES = ("stop", "skip")
+# (start, end) of the cosine weight-decay schedule: I-JEPA (Assran et al. 2023) ramps 0.04 -> 0.4;
+# LeJEPA (Balestriero & LeCun 2025) keeps 0.05.
+METHOD_WEIGHT_DECAY = {"lejepa": (0.05, 0.05), "ijepa": (0.04, 0.4), "ijepa-sigreg": (0.04, 0.4)}
 
 
 @dataclass
 class PretrainConfig:
-    """Defaults follow LeJEPA (AdamW, lr 5e-4, wd 0.05, warm-up then cosine to lr/1000)."""
+    """Defaults follow LeJEPA (AdamW, lr 5e-4, wd 0.05, warm-up then cosine to lr/1000);
+    unset weight decay follows the method's paper (see :data:`METHOD_WEIGHT_DECAY`)."""
 
     data: str = "first-radio"
     arch: str = "vit-t"
@@ -27,7 +31,8 @@ class PretrainConfig:
     max_steps: int | None = None
     batch_size: int = 64
     lr: float = 5e-4
-    weight_decay: float = 0.05
+    weight_decay: float | None = None
+    weight_decay_end: float | None = None
     warmup_epochs: float = 1.0
     ema: float = 0.996
     img_size: int | None = None
@@ -43,7 +48,15 @@ class PretrainConfig:
     log_every: int = 10
     save_every: int = 0
     nan_policy: str = "stop"
+    pred_loss: str | None = None
     train_splits: tuple[str, ...] = ("train",)
+
+    @classmethod
+    def from_json(cls, values: dict) -> "PretrainConfig":
+        """The config recorded in a run manifest (lists back to tuples)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        return cls(**{**values, "train_splits": tuple(values.get("train_splits", ("train",)))})
 
     def validate(self) -> None:
         checks = [
@@ -51,7 +64,7 @@ class PretrainConfig:
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
             (self.batch_size >= 2, "--batch-size must be at least 2"),
             (self.lr > 0, "--lr must be positive"),
-            (self.weight_decay >= 0, "--weight-decay must be non-negative"),
+            (min(self.weight_decay or 0, self.weight_decay_end or 0) >= 0, "--weight-decay must be non-negative"),
             (0.0 <= self.lam <= 1.0, "--lam must lie in [0, 1]"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.save_every >= 0, "--save-every must be 0 (epoch ends only) or positive"),
@@ -63,6 +76,16 @@ class PretrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+
+    def with_method_defaults(self) -> "PretrainConfig":
+        """Fill unset weight decay from the method's paper (I-JEPA ramps it; LeJEPA keeps it constant)."""
+        start, end = METHOD_WEIGHT_DECAY.get(self.loss, METHOD_WEIGHT_DECAY["lejepa"])
+        weight_decay = start if self.weight_decay is None else self.weight_decay
+        if self.weight_decay_end is not None:
+            end = self.weight_decay_end
+        elif self.weight_decay is not None:
+            end = self.weight_decay
+        return replace(self, weight_decay=weight_decay, weight_decay_end=end)
 
     def to_json(self) -> dict:
         return asdict(self)

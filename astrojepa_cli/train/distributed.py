@@ -28,6 +28,11 @@ class Placement:
         return self.world_size > 1
 
 
+def launched_as_secondary_rank() -> bool:
+    """True in a torchrun worker other than rank 0 (which alone prints and writes)."""
+    return int(os.environ.get("RANK", "0")) != 0
+
+
 def resolve_device(choice: str) -> torch.device:
     """``auto`` picks CUDA, then MPS, then the CPU; an explicit choice must be available."""
     if choice == "auto":

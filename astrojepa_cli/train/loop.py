@@ -1,9 +1,10 @@
-"""The pretraining loop. Read it top to bottom: build, (resume), train, checkpoint, finish.
+"""The pretraining loop. Read it top to bottom: build, (resume), train, log, checkpoint, finish.
 
 Randomness is a function of the step: the epoch order is drawn from a
 generator seeded by (seed, epoch), and views, masks and any dropout from
 generators seeded by (seed, step). A resumed run therefore replays exactly
-the batches and augmentations an uninterrupted run would have drawn.
+the batches and augmentations an uninterrupted run would have drawn, and the
+RNG state to restore is just the step counter.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 import registry
 from astrojepa_cli import paths, runs
@@ -27,8 +29,11 @@ from astrojepa_cli.evaluate.monitors import collapse_monitors
 from astrojepa_cli.train import distributed
 from astrojepa_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from astrojepa_cli.train.config import PretrainConfig
-from astrojepa_cli.train.schedules import warmup_cosine
+from astrojepa_cli.train.online_probe import OnlineProbe
+from astrojepa_cli.train.progress import TrainingProgress
+from astrojepa_cli.train.schedules import cosine_ramp, warmup_cosine
 from registry.objective import Objective
+from registry.views import centre_view
 
 MONITOR_IMAGES = 512
 COLLAPSE_RANK = 2.0
@@ -53,15 +58,19 @@ def create_plugin(kind: str, name: str, **options):
 
 
 def build_objective(config: PretrainConfig, channels: int, img_size: int) -> Objective:
+    """The encoder and objective plugins named by ``config``, sized for the data."""
     encoder = create_plugin("encoder", config.arch, img_size=img_size, patch_size=config.patch_size, in_chans=channels)
     patch = getattr(encoder, "patch_size", None) or 1
     local_size = config.local_size or max(patch * 2, (img_size // 2) // patch * patch)
     masker = create_plugin("masker", config.masker) if config.masker else None
-    objective = create_plugin(
-        "loss", config.loss, encoder=encoder, lam=config.lam, global_views=config.global_views,
-        local_views=config.local_views, global_size=config.global_size or img_size, local_size=local_size,
-        masker=masker, ema=config.ema, img_size=img_size,
-    )
+    try:
+        objective = create_plugin(
+            "loss", config.loss, encoder=encoder, lam=config.lam, global_views=config.global_views,
+            local_views=config.local_views, global_size=config.global_size or img_size, local_size=local_size,
+            masker=masker, ema=config.ema, img_size=img_size, pred_loss=config.pred_loss,
+        )
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"cannot build loss '{config.loss}' with encoder '{config.arch}': {exc}") from None
     if not isinstance(objective, Objective):
         trainable = [n for n in registry.names("loss")
                      if "encoder" in inspect.signature(registry.get("loss", n).factory).parameters]
@@ -75,7 +84,8 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     for parameter in model.parameters():
         if parameter.requires_grad:
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay, "decayed": True},
+            {"params": no_decay, "weight_decay": 0.0, "decayed": False}]
 
 
 def _autocast(device: torch.device, precision: str):
@@ -113,25 +123,32 @@ def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Te
 
 
 @torch.no_grad()
-def _monitor(objective: Objective, data: loader.DeviceImages, img_size: int) -> dict[str, float]:
-    from registry.views import centre_view
-
-    encoder = objective.encoder
+def _embed(encoder: torch.nn.Module, data: loader.DeviceImages, img_size: int, limit: int | None = None) -> torch.Tensor:
     was_training = encoder.training
     encoder.eval()
-    count = min(MONITOR_IMAGES, len(data))
+    count = len(data) if limit is None else min(limit, len(data))
     indices = torch.arange(count, device=data.pixels.device)
-    embeddings = torch.cat([encoder(centre_view(data.batch(chunk), img_size)) for chunk in indices.split(128)])
+    embeddings = torch.cat([encoder(centre_view(data.batch(chunk), img_size)).float() for chunk in indices.split(256)])
     encoder.train(was_training)
-    return collapse_monitors(embeddings)
+    return embeddings
 
 
 def _trim_metrics(path: Path, last_step: int) -> None:
-    """Drop metric rows after ``last_step`` (they are recomputed by the resumed run)."""
+    """Drop metric rows after ``last_step`` (the resumed run recomputes them)."""
     if not path.exists():
         return
     kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
     path.write_text("".join(line + "\n" for line in kept))
+
+
+def _global_means(sums: dict[str, torch.Tensor], count: int, placement: distributed.Placement) -> dict[str, float]:
+    """Mean of each logged term over the steps since the last log and over every rank (one sync)."""
+    names = sorted(sums)
+    stacked = torch.stack([sums[n] for n in names]) / count
+    if placement.distributed:
+        dist.all_reduce(stacked)
+        stacked /= placement.world_size
+    return dict(zip(names, stacked.tolist()))
 
 
 def pretrain(config: PretrainConfig, root: Path | None = None, resume: str | None = None,
@@ -147,19 +164,21 @@ def pretrain(config: PretrainConfig, root: Path | None = None, resume: str | Non
 def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, progress: bool,
               placement: distributed.Placement) -> PretrainResult:
     device = placement.device
+    # --- what to train on -------------------------------------------------
     if resume:
         run = runs.open_run(resume, root)
-        config = PretrainConfig(**{**run.manifest["config"], "train_splits": tuple(run.manifest["config"]["train_splits"])})
+        config = PretrainConfig.from_json(run.manifest["config"])
         store_path = Path(run.manifest["dataset"]["store"])
     else:
         config.validate()
+        config = config.with_method_defaults()
         store_path = paths.existing_store(config.data, root)
     info = store.read_info(store_path)
     if resume and info.sha256 != run.manifest["dataset"]["sha256"]:
         raise UserError(f"store {store_path} changed since run {run.id} started; cannot resume on different data")
     rows = loader.split_rows(store_path, config.train_splits)
     if len(rows) == 0:
-        raise UserError(f"dataset '{config.data}' has no images in split(s) {', '.join(config.train_splits)}")
+        raise UserError(f"dataset '{info.name}' has no images in split(s) {', '.join(config.train_splits)}")
     img_size = config.img_size or info.image_shape[0]
     global_batch = config.batch_size
     if global_batch % placement.world_size:
@@ -171,17 +190,31 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
+    # --- model, optimiser, data on the device ------------------------------
     torch.manual_seed(config.seed)
     objective = build_objective(config, info.channels, img_size).to(device)
+    objective.shard = (placement.rank, placement.world_size)
     optimizer = torch.optim.AdamW(_param_groups(objective, config.weight_decay), lr=config.lr,
                                   fused=device.type == "cuda")
     data = loader.DeviceImages(store_path, device, rows)
+    labels = torch.as_tensor(data.labels, device=device)
+    labelled = bool(len(info.classes)) and bool((data.labels >= 0).any())
+    probe = OnlineProbe(objective.encoder.embed_dim, max(1, len(info.classes))).to(device)
+    held_out = None
+    if labelled:
+        held_rows = loader.split_rows(store_path, ("test",))
+        held_rows = held_rows[store.load(store_path, with_images=False).labels[held_rows] >= 0]
+        held_out = loader.DeviceImages(store_path, device, held_rows) if len(held_rows) else None
+    modules = {"objective": objective, "online_probe": probe}
+    optimizers = {"objective": optimizer, "online_probe": probe.optimizer}
 
+    # --- the run folder (rank 0 writes; other ranks learn its path) ----------
     start_step = 0
     if resume:
-        start_step = load_checkpoint(run.dir, objective, optimizer, device)["step"]
+        start_step = load_checkpoint(run.dir, modules, optimizers, device)["step"]
         if placement.is_main:
             _trim_metrics(run.metrics_path, start_step)
+            run.manifest["epochs"] = [e for e in run.manifest["epochs"] if e["step"] <= start_step]
             run.update(status="running", resumed_at_step=start_step)
     elif placement.is_main:
         run = runs.create_run(root, f"{config.loss}-{config.arch}", {
@@ -191,42 +224,41 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
             "environment": runs.environment(str(device)),
             "world_size": placement.world_size,
         })
-    else:
-        run = None
-    if placement.distributed:
-        run_dir = [str(run.dir) if run else None]
-        torch.distributed.broadcast_object_list(run_dir, src=0)
-        run = run or runs.open_run(Path(run_dir[0]))
-        objective.shard = (placement.rank, placement.world_size)
+    if placement.distributed and not resume:
+        shared = [str(run.dir) if placement.is_main else None]
+        dist.broadcast_object_list(shared, src=0)
+        run = run if placement.is_main else runs.open_run(Path(shared[0]))
     model = torch.nn.parallel.DistributedDataParallel(objective) if placement.distributed else objective
     if config.compile:
         model = torch.compile(model)
 
+    # --- train --------------------------------------------------------------
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
-    local_batch = global_batch // placement.world_size
     term_sums: dict[str, torch.Tensor] = {}
-    terms_counted = 0
+    steps_since_log = 0
     status, last_loss, failure = "completed", None, None
     images_seen, train_seconds = 0, 0.0
-    bar = _Progress(progress and placement.is_main, total_steps, start_step)
     done = start_step
+    order = None
     objective.train()
-    with StopRequest() as stop, bar:
+    with StopRequest() as stop, TrainingProgress(progress and placement.is_main, total_steps, start_step) as bar:
         tick = time.perf_counter()
-        order = None
         for step in range(start_step, total_steps):
             epoch, position = divmod(step, steps_per_epoch)
             if order is None or position == 0:
                 order = epoch_order(len(rows), config.seed, epoch, device)
-            batch_rows = order[position * global_batch : (position + 1) * global_batch]
-            images = data.batch(batch_rows[placement.rank :: placement.world_size])
+            batch_rows = order[position * global_batch : (position + 1) * global_batch][placement.rank :: placement.world_size]
             lr = warmup_cosine(step, total_steps, warmup_steps, config.lr, config.lr / 1000)
+            weight_decay = cosine_ramp(step, total_steps, config.weight_decay, config.weight_decay_end)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+                if group["decayed"]:
+                    group["weight_decay"] = weight_decay
             torch.manual_seed(step_seed(config.seed, step))
             generator = torch.Generator(device=device).manual_seed(step_seed(config.seed, step))
             with _autocast(device, config.precision):
-                terms = model(images, step, generator)
+                terms = model(data.batch(batch_rows), step, generator)
+            embedding = terms.pop("embedding", None)
             loss = terms["loss"]
             if config.nan_policy == "skip" and not torch.isfinite(loss):
                 optimizer.zero_grad(set_to_none=True)
@@ -235,86 +267,58 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             objective.on_step_end(step, total_steps)
+            if labelled and embedding is not None:
+                probe.learn(embedding, labels[batch_rows])
             for name, value in terms.items():
                 term_sums[name] = term_sums.get(name, 0) + value.detach().float()
-            terms_counted += 1
+            steps_since_log += 1
             images_seen += global_batch
             done = step + 1
-            boundary_log = done % config.log_every == 0 or done == total_steps
-            boundary_epoch = done % steps_per_epoch == 0
-            boundary_save = boundary_epoch or (config.save_every and done % config.save_every == 0)
+            end_of_epoch = done % steps_per_epoch == 0
             stop_now = distributed.broadcast_flag(stop.requested, placement)
-            if boundary_log or boundary_save or stop_now:
-                means = {k: float(v) / terms_counted for k, v in term_sums.items()}
+            save_now = end_of_epoch or stop_now or done == total_steps or (
+                config.save_every and done % config.save_every == 0)
+            if done % config.log_every == 0 or save_now:
+                means = _global_means(term_sums, steps_since_log, placement)
                 if not math.isfinite(means["loss"]):
                     status, failure = "failed", {"step": done, "terms": means}
                     break
                 elapsed = time.perf_counter() - tick
                 train_seconds += elapsed
-                rate = terms_counted * global_batch / max(elapsed, 1e-9)
+                rate = steps_since_log * global_batch / max(elapsed, 1e-9)
                 last_loss = means["loss"]
                 if placement.is_main:
-                    row = {"step": done, "epoch": epoch, **means, "lr": lr, "images_per_second": rate}
+                    row = {"step": done, "epoch": epoch, **means, "lr": lr, "weight_decay": weight_decay,
+                           "images_per_second": rate}
                     with open(run.metrics_path, "a") as handle:
                         handle.write(json.dumps(row) + "\n")
                     bar.update(done, epoch, means, rate)
-                term_sums, terms_counted = {}, 0
-                tick = time.perf_counter()
-            if boundary_epoch and placement.is_main:
+                term_sums, steps_since_log = {}, 0
+            if end_of_epoch:
+                # Every rank computes the monitors on the same images (their SIGReg statistic
+                # all-reduces under DDP); only rank 0 records them.
                 summary = {"epoch": epoch, "step": done, "loss": last_loss, "wall_time_s": round(train_seconds, 3),
-                           **_monitor(objective, data, img_size)}
-                run.manifest["epochs"].append(summary)
-                bar.note_collapse(summary)
-            if (boundary_save or stop_now) and placement.is_main:
-                save_checkpoint(run.dir, objective, optimizer, done, {"epoch": epoch})
+                           **collapse_monitors(_embed(objective.encoder, data, img_size, MONITOR_IMAGES))}
+                if held_out is not None:
+                    summary["online_probe_accuracy"] = probe.accuracy(
+                        _embed(objective.encoder, held_out, img_size), torch.as_tensor(held_out.labels, device=device))
+                if placement.is_main:
+                    run.manifest["epochs"].append(summary)
+                if placement.is_main and summary["effective_rank"] < COLLAPSE_RANK:
+                    bar.warn(f"epoch {epoch}: effective rank {summary['effective_rank']:.2f} < {COLLAPSE_RANK}; "
+                             "the embeddings may be collapsing")
+            if placement.is_main and save_now:
+                save_checkpoint(run.dir, modules, optimizers, done, {"epoch": epoch})
                 runs.save_encoder(run, objective.encoder, config.arch)
                 run.save()
             if stop_now:
                 status = "interrupted"
                 break
-    steps_done = done
+            if done % config.log_every == 0 or save_now:
+                tick = time.perf_counter()
     rate = images_seen / train_seconds if train_seconds > 0 else 0.0
     if placement.is_main:
-        if status == "completed":
-            save_checkpoint(run.dir, objective, optimizer, steps_done, {"epoch": steps_done // steps_per_epoch})
-            runs.save_encoder(run, objective.encoder, config.arch)
-        run.update(status=status, steps=steps_done, total_steps=total_steps, finished=runs._now(),
-                   result={"final_loss": last_loss, "images_per_second": rate, "steps": steps_done},
+        run.update(status=status, steps=done, total_steps=total_steps, finished=runs.now(),
+                   result={"final_loss": last_loss, "images_per_second": rate, "steps": done},
                    **({"failure": failure} if failure else {}))
-    return PretrainResult(run.id, str(run.dir), status, steps_done, rate, last_loss)
-
-
-class _Progress:
-    """A rich progress bar on stderr showing epoch, step, loss terms, images/s and ETA."""
-
-    def __init__(self, enabled: bool, total: int, start: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from astrojepa_cli.console import stderr
-
-        self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("[bold]pretrain[/] epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[terms]}"), TextColumn("{task.fields[rate]} img/s"), TimeRemainingColumn(),
-            console=stderr, disable=not enabled, transient=False,
-        )
-        self.task = self.progress.add_task("pretrain", total=total, completed=start, epoch=0, terms="", rate="-")
-
-    def __enter__(self) -> "_Progress":
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-
-    def update(self, step: int, epoch: int, means: dict[str, float], rate: float) -> None:
-        terms = " ".join(f"{k} {v:.4g}" for k, v in means.items())
-        self.progress.update(self.task, completed=step, epoch=epoch, terms=terms, rate=f"{rate:.0f}")
-
-    def note_collapse(self, summary: dict) -> None:
-        from astrojepa_cli.console import stderr
-
-        rank = summary["effective_rank"]
-        if rank < COLLAPSE_RANK:
-            stderr.print(f"[yellow]warning:[/] epoch {summary['epoch']}: effective rank {rank:.2f} < {COLLAPSE_RANK}; "
-                         "the embeddings may be collapsing")
+    return PretrainResult(run.id, str(run.dir), status, done, rate, last_loss)

@@ -1,0 +1,109 @@
+"""I-JEPA (Assran et al. 2023, arXiv 2301.08243) and the AstroJEPA seed's I-JEPA + SIGReg hybrid.
+
+A context encoder sees the context patches; a predictor, queried with mask
+tokens at the target positions, predicts the target encoder's layer-normalised
+features of the target patches. The target encoder is an EMA of the context
+encoder (:mod:`registry.ema`); its pooled full-image tokens are the
+``embedding`` handed to the online probe. With ``lam > 0`` SIGReg (LeJEPA) acts on the
+context encoder's mean-pooled tokens, which is the seed's hybrid objective.
+
+Images are first resized to the encoder's ``img_size`` with the same
+deterministic view that evaluation uses (:func:`registry.views.centre_view`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from astrojepa_cli.errors import UserError
+from registry.ema import ema_momentum, ema_update
+from registry.maskers import Masks, patch_grid
+from registry.objective import Objective
+from registry.predictor import MaskedPredictor
+from registry.sigreg import SIGReg
+from registry.views import centre_view
+
+PREDICTION_LOSSES = ("l2", "smooth-l1")
+
+
+def prediction_loss(predicted: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    r"""I-JEPA prediction error averaged over target blocks, patches and features.
+
+    ``l2``: :math:`\frac{1}{M}\sum_i \frac{1}{|B_i|}\sum_{j\in B_i}\|\hat s_{y_j} - s_{y_j}\|_2^2`
+    (per feature; the paper's eq. 1 and the seed); ``smooth-l1``: the Huber loss
+    with :math:`\beta = 1` that the official code uses.
+    """
+    if kind == "l2":
+        return F.mse_loss(predicted, target)
+    if kind == "smooth-l1":
+        return F.smooth_l1_loss(predicted, target)
+    raise UserError(f"unknown prediction loss '{kind}'; use one of {', '.join(PREDICTION_LOSSES)}")
+
+
+def gather_tokens(tokens: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``tokens`` (N, L, D) at ``indices`` (N, *S) -> (N, *S, D)."""
+    flat = indices.flatten(1)
+    picked = torch.gather(tokens, 1, flat.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+    return picked.view(*indices.shape, tokens.shape[-1])
+
+
+class IJEPA(Objective):
+    r"""I-JEPA, optionally with SIGReg on the mean-pooled context tokens :math:`\bar z`:
+
+    .. math:: \mathcal L = (1-\lambda)\,\mathcal L_{pred} + \lambda\,\mathrm{SIGReg}(\bar z)
+
+    ``lam=None`` is plain I-JEPA, with no SIGReg term at all.
+    """
+
+    def __init__(self, encoder: nn.Module, masker, predictor: MaskedPredictor, pred_loss: str,
+                 ema: float, ema_end: float, lam: float | None, num_slices: int, img_size: int | None) -> None:
+        super().__init__()
+        if not getattr(encoder, "is_vit", False):
+            name = getattr(encoder, "timm_spec", {}).get("model_name", type(encoder).__name__)
+            raise UserError(f"I-JEPA predicts patch tokens and needs a ViT encoder (vit-t, vit-s, vit-b), not {name}")
+        if pred_loss not in PREDICTION_LOSSES:
+            raise UserError(f"unknown prediction loss '{pred_loss}'; use one of {', '.join(PREDICTION_LOSSES)}")
+        if lam is not None and not 0.0 <= lam <= 1.0:
+            raise UserError(f"lam must lie in [0, 1], got {lam}")
+        if not 0.0 <= ema <= ema_end <= 1.0:
+            raise UserError(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {ema} -> {ema_end}")
+        self.encoder = encoder
+        self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+        self.predictor = predictor
+        self.masker = masker
+        self.pred_loss = pred_loss
+        self.ema_start, self.ema_end = ema, ema_end
+        self.lam = lam
+        self.img_size = img_size
+        self.sigreg = SIGReg(num_slices=num_slices) if lam is not None else None
+
+    def forward(self, images: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        if self.img_size is not None:
+            images = centre_view(images, self.img_size)
+        patch = self.encoder.patch_size
+        masks: Masks = self.masker(images, patch, generator, self.shard)
+        with torch.no_grad():
+            tokens = self.target_encoder.forward_tokens(images)
+            targets = gather_tokens(F.layer_norm(tokens.float(), tokens.shape[-1:]), masks.targets)
+            embedding = tokens.float().mean(1)
+        context = self.encoder.forward_tokens(images, keep=masks.context)
+        predicted = self.predictor(context, masks.context, masks.targets, patch_grid(images, patch))
+        prediction = prediction_loss(predicted.float(), targets, self.pred_loss)
+        if self.sigreg is None:
+            return {"loss": prediction, "pred": prediction.detach(), "embedding": embedding}
+        regulariser = self.sigreg(context.float().mean(1), step=step)
+        loss = (1 - self.lam) * prediction + self.lam * regulariser
+        return {"loss": loss, "pred": prediction.detach(), "sigreg": regulariser.detach(), "embedding": embedding}
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        ema_update(self.target_encoder, self.encoder, ema_momentum(step, total_steps, self.ema_start, self.ema_end))
+
+
+def default_predictor(embed_dim: int, predictor_dim: int | None, depth: int, num_heads: int | None) -> MaskedPredictor:
+    """A predictor half as wide as the encoder (multiple of 32), with 32-d heads unless given."""
+    width = predictor_dim or max(32, embed_dim // 2 // 32 * 32)
+    return MaskedPredictor(embed_dim, width, depth, num_heads or max(1, width // 32))

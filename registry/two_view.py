@@ -1,0 +1,72 @@
+"""Two-view objectives: two augmented views per image, an encoder, a projector and a loss on the pair.
+
+SimCLR (Chen et al. 2020) and VICReg (Bardes et al. 2022) differ only in the
+loss they put on the two projected views, so they share this class.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from registry.ntxent import nt_xent
+from registry.objective import Objective
+from registry.projector import mlp_projector
+from registry.views import ViewSpec, random_views
+from registry.vicreg import vicreg_terms
+
+MIN_TEMPERATURE = 0.01
+
+
+class TwoViewObjective(Objective):
+    """Views (random resized crop, flip, 90° rotation) -> encoder -> MLP projector -> :meth:`criterion`."""
+
+    def __init__(self, encoder: nn.Module, view_size: int, scale: tuple[float, float], proj_hidden: int,
+                 proj_dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim)
+        self.views = ViewSpec(2, view_size, tuple(scale))
+
+    def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        n = images.shape[0]
+        embeddings = self.encoder(random_views(images, self.views, generator, self.shard))
+        projections = self.projector(embeddings).float()
+        return {**self.criterion(projections[:n], projections[n:]), "embedding": embeddings[:n].detach().float()}
+
+
+class SimCLR(TwoViewObjective):
+    r"""SimCLR: NT-Xent between the two views' projections with a learnable temperature.
+
+    The temperature is learnt as :math:`\log\tau` (initial :math:`\tau = 0.07`) and
+    kept above 0.01 so the logits stay bounded.
+    """
+
+    def __init__(self, encoder: nn.Module, view_size: int, scale: tuple[float, float], proj_hidden: int,
+                 proj_dim: int, temperature: float) -> None:
+        super().__init__(encoder, view_size, scale, proj_hidden, proj_dim)
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
+
+    def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        temperature = self.log_temperature.exp().clamp(min=MIN_TEMPERATURE)
+        loss = nt_xent(view_a, view_b, temperature)
+        return {"loss": loss, "temperature": temperature.detach()}
+
+
+class VICReg(TwoViewObjective):
+    r"""VICReg: :math:`\lambda s + \mu v + \nu c` on the two views' projections (defaults 25, 25, 1)."""
+
+    def __init__(self, encoder: nn.Module, view_size: int, scale: tuple[float, float], proj_hidden: int,
+                 proj_dim: int, weights: tuple[float, float, float]) -> None:
+        super().__init__(encoder, view_size, scale, proj_hidden, proj_dim)
+        self.weights = dict(zip(("invariance", "variance", "covariance"), weights))
+
+    def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = vicreg_terms(view_a, view_b)
+        loss = sum(self.weights[name] * value for name, value in terms.items())
+        return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}

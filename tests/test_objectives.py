@@ -1,0 +1,162 @@
+"""Objectives: their math (NT-Xent, EMA), that each one learns, and that SIGReg prevents collapse."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import registry
+from astrojepa_cli.errors import UserError
+from astrojepa_cli.evaluate.monitors import effective_rank
+from registry.ema import ema_momentum, ema_update
+from registry.ntxent import nt_xent
+from registry.views import centre_view
+
+
+OBJECTIVES = ("lejepa", "ijepa", "ijepa-sigreg", "simclr", "vicreg")
+TINY = {
+    "lejepa": {"global_size": 16, "local_size": 8, "local_views": 2, "num_slices": 256},
+    "ijepa": {"predictor_depth": 1},
+    "ijepa-sigreg": {"predictor_depth": 1, "num_slices": 256},
+    "simclr": {"global_size": 16},
+    "vicreg": {"global_size": 16, "proj_hidden": 256, "proj_dim": 256},
+}
+
+
+def _blobs(n: int, seed: int, size: int = 16) -> torch.Tensor:
+    """Standardised images of one noisy Gaussian blob each, of random position and shape."""
+    generator = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.arange(size) - size / 2 + 0.5, torch.arange(size) - size / 2 + 0.5, indexing="ij")
+    centre_x, centre_y = (torch.rand(2, n, 1, 1, generator=generator) * 8 - 4).unbind(0)
+    width_x, width_y = (torch.rand(2, n, 1, 1, generator=generator) * 3 + 1).unbind(0)
+    images = torch.exp(-((x - centre_x) ** 2 / (2 * width_x**2) + (y - centre_y) ** 2 / (2 * width_y**2)))
+    images = (images + 0.1 * torch.randn(n, size, size, generator=generator)).unsqueeze(1)
+    return (images - images.mean()) / images.std()
+
+
+def _objective(name: str, seed: int = 0, depth: int = 1, **options):
+    torch.manual_seed(seed)
+    encoder = registry.create("encoder", "vit-t", img_size=16, patch_size=4, in_chans=1, depth=depth)
+    return registry.create("loss", name, encoder=encoder, **{**TINY[name], **options})
+
+
+def _train(objective, images: torch.Tensor, steps: int, fixed_draws: bool = False) -> list[float]:
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-3, weight_decay=0.0)
+    losses = []
+    for step in range(steps):
+        generator = torch.Generator().manual_seed(0 if fixed_draws else step)
+        loss = objective(images, step, generator)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        objective.on_step_end(step, steps)
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def test_every_objective_is_registered():
+    assert set(OBJECTIVES) | {"sigreg"} <= set(registry.names("loss"))
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_objective_reduces_its_loss_on_a_fixed_batch(name):
+    losses = _train(_objective(name), _blobs(16, seed=0), steps=50, fixed_draws=True)
+    assert all(math.isfinite(v) for v in losses)
+    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5, losses
+
+
+def test_ijepa_smooth_l1_prediction_loss_also_learns():
+    objective = _objective("ijepa", pred_loss="smooth-l1")
+    losses = _train(objective, _blobs(16, seed=0), steps=30, fixed_draws=True)
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def test_objectives_report_their_terms_and_a_probe_embedding():
+    images = _blobs(8, seed=0)
+    expected = {"lejepa": {"pred", "sigreg"}, "ijepa": {"pred"}, "ijepa-sigreg": {"pred", "sigreg"},
+                "simclr": {"temperature"}, "vicreg": {"invariance", "variance", "covariance"}}
+    for name in OBJECTIVES:
+        terms = _objective(name)(images, 0, torch.Generator().manual_seed(0))
+        assert set(terms) == {"loss", "embedding"} | expected[name]
+        assert terms["loss"].ndim == 0 and terms["embedding"].shape == (8, 192)
+
+
+def test_ijepa_sees_images_at_the_encoder_size():
+    objective = _objective("ijepa", img_size=16)
+    large = torch.nn.functional.interpolate(_blobs(4, seed=0), size=32, mode="bilinear")
+    as_given = objective(large, 0, torch.Generator().manual_seed(0))["loss"]
+    resized = objective(centre_view(large, 16), 0, torch.Generator().manual_seed(0))["loss"]
+    torch.testing.assert_close(as_given, resized)
+
+
+def test_ijepa_needs_a_vit():
+    encoder = registry.create("encoder", "resnet18", in_chans=1)
+    with pytest.raises(UserError, match="needs a ViT encoder"):
+        registry.create("loss", "ijepa", encoder=encoder)
+
+
+def test_ntxent_matches_a_hand_computed_three_image_example():
+    # Views a = b = (e1, e2, -e1). With τ = 1/2 the logits are 2·cos: for the anchors e1 and -e1 the
+    # other five views give cosines (0, -1, +1, 0, -1) with the +1 the positive; for e2 they give
+    # (0, 0, 0, +1, 0). Each anchor's loss is -log(e^{2·1} / Σ_k e^{2·s_k}).
+    views = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    e2 = math.exp(2)
+    loss_e1 = -2 + math.log(e2 + 2 + 2 * math.exp(-2))
+    loss_e2 = -2 + math.log(e2 + 4)
+    expected = (2 * loss_e1 + loss_e2) / 3
+    assert float(nt_xent(views, views * 3.0, 0.5)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_simclr_temperature_starts_at_0_07_and_is_learnt():
+    objective = _objective("simclr")
+    assert float(objective.log_temperature.detach().exp()) == pytest.approx(0.07)
+    objective(_blobs(8, seed=0), 0, torch.Generator().manual_seed(0))["loss"].backward()
+    assert objective.log_temperature.grad is not None and objective.log_temperature.grad != 0
+
+
+def test_ema_schedule_is_linear_from_0_996_to_1():
+    assert ema_momentum(0, 100) == pytest.approx(0.996)
+    assert ema_momentum(50, 100) == pytest.approx(0.998)
+    assert ema_momentum(100, 100) == pytest.approx(1.0)
+    assert ema_momentum(150, 100) == pytest.approx(1.0)
+
+
+def test_ema_update_and_ijepa_target_follow_the_formula():
+    target, online = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in target.parameters()]
+    ema_update(target, online, 0.9)
+    for new, old, theta in zip(target.parameters(), before, online.parameters()):
+        torch.testing.assert_close(new.detach(), 0.9 * old + 0.1 * theta.detach())
+
+    objective = _objective("ijepa")
+    assert not any(p.requires_grad for p in objective.target_encoder.parameters())
+    assert any(k.startswith("target_encoder.") for k in objective.state_dict())
+    target_before = [p.clone() for p in objective.target_encoder.parameters()]
+    _train(objective, _blobs(8, seed=0), steps=1)  # one optimiser step, then on_step_end(0, 1): m = 0.996
+    for new, old, theta in zip(objective.target_encoder.parameters(), target_before, objective.encoder.parameters()):
+        torch.testing.assert_close(new, 0.996 * old + 0.004 * theta.detach())
+
+
+def _collapse_stats(objective, steps: int = 60) -> tuple[float, float]:
+    """Mean per-dimension std and effective rank of the encoder's embeddings of held-out images."""
+    _train(objective, _blobs(32, seed=0), steps)
+    objective.encoder.eval()
+    with torch.no_grad():
+        embeddings = objective.encoder(_blobs(64, seed=1))
+    return float(embeddings.std(0).mean()), effective_rank(embeddings)
+
+
+def test_ijepa_without_ema_collapses_and_sigreg_prevents_it():
+    no_ema = {"ema": 0.0, "ema_end": 0.0}
+    collapsed_std, collapsed_rank = _collapse_stats(_objective("ijepa-sigreg", lam=0.0, **no_ema))
+    healthy_std, healthy_rank = _collapse_stats(_objective("ijepa-sigreg", lam=0.5, **no_ema))
+    assert collapsed_rank < 0.4 * healthy_rank, (collapsed_rank, healthy_rank)
+    assert collapsed_std < 0.5 * healthy_std, (collapsed_std, healthy_std)
+
+
+def test_lejepa_without_sigreg_loses_rank():
+    _, collapsed_rank = _collapse_stats(_objective("lejepa", lam=0.0))
+    _, healthy_rank = _collapse_stats(_objective("lejepa", lam=0.5))
+    assert collapsed_rank < 0.6 * healthy_rank, (collapsed_rank, healthy_rank)
