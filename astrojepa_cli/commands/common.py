@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from rich.markup import escape
 
 from astrojepa_cli.console import emit_json, stderr
 from astrojepa_cli.errors import UserError
@@ -36,7 +37,7 @@ class Settings:
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -52,7 +53,7 @@ def cli_command(function: Callable) -> Callable:
         except (UserError, UnknownPluginError) as exc:
             if Settings.debug:
                 raise
-            raise fail(str(exc).strip("'\"")) from None
+            raise fail(str(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
         except Exception as exc:

@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from astrojepa_cli import paths
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
 from astrojepa_cli.console import stderr
 from astrojepa_cli.data import store
-from astrojepa_cli.data.sources import SOURCES, ImportOptions, source_for
+from astrojepa_cli.data.sources import ImportOptions, SourceArgs, default_store_name, source_for, source_names
 from astrojepa_cli.errors import UserError
 
 
 def summary(info: store.StoreInfo) -> dict:
     return {"name": info.name, "store": info.path, "n_images": info.n_images, "image_shape": info.image_shape,
-            "classes": info.classes, "splits": info.splits, "sha256": info.sha256}
+            "dtype": info.dtype, "classes": info.classes, "splits": info.splits, "targets": info.targets,
+            "sha256": info.sha256}
 
 
 def _list_stores(root: Path | None, as_json: bool) -> None:
@@ -39,17 +41,37 @@ def _list_stores(root: Path | None, as_json: bool) -> None:
     report({"stores": [{**summary(info), "bytes": size} for info, size in infos]}, as_json, human)
 
 
+def _channel_list(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"--channels takes comma-separated channel indices such as 0,2; got '{text}'") from None
+
+
 @cli_command
 def fetch_data(
-    source: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(SOURCES))}; or 'verify NAME' / 'list'.")],
-    target: Annotated[Optional[str], typer.Argument(help="Folder for 'folder'; store name for 'verify'.")] = None,
+    source: Annotated[str, typer.Argument(help=f"One of: {', '.join(source_names())}; or 'verify NAME' / 'list'.")],
+    target: Annotated[Optional[str], typer.Argument(help="Folder for 'folder'; file for 'jets', 'npz', 'h5'; "
+                                                         "store name for 'verify'.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Name of the store (default: the source name).")] = None,
     size: Annotated[int, typer.Option(help="Stored image size in pixels (square).")] = 64,
     crop: Annotated[float, typer.Option(help="Centre crop: fraction of the shorter side kept before resizing.")] = 1.0,
-    catalog: Annotated[Optional[Path], typer.Option(help="Catalog CSV for 'folder' (default: PATH/catalog.csv).")] = None,
-    file_column: Annotated[Optional[str], typer.Option(help="Catalog column with the image paths.")] = None,
+    channels: Annotated[Optional[str], typer.Option(help="Keep only these channels, e.g. 0,2 (default: all).")] = None,
+    float16: Annotated[bool, typer.Option("--float16", help="Store float images as float16 (half the size).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the stratified split when the source has none.")] = 0,
     strict: Annotated[bool, typer.Option(help="Fail on an undecodable image instead of skipping it.")] = False,
+    catalog: Annotated[Optional[Path], typer.Option(help="folder: catalog CSV (default: PATH/catalog.csv).")] = None,
+    file_column: Annotated[Optional[str], typer.Option(help="folder: catalog column with the image paths.")] = None,
+    url: Annotated[Optional[str], typer.Option(help="galaxy10-*: download from this mirror instead.")] = None,
+    md5: Annotated[Optional[str], typer.Option(help="galaxy10-*: expected md5, replacing the published checksum.")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="galaxy10-*: import this local file instead of downloading.")] = None,
+    images_key: Annotated[Optional[str], typer.Option(help="npz/h5: array with the images (default: images).")] = None,
+    labels_key: Annotated[Optional[str], typer.Option(help="npz/h5: array with the labels (default: labels).")] = None,
+    image_column: Annotated[Optional[str], typer.Option(help="hf: column with the images.")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="hf: column with the labels.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="hf: import only this split.")] = None,
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -59,7 +81,13 @@ def fetch_data(
 
       astrojepa fetch-data first-radio
 
+      astrojepa fetch-data galaxy10-decals --size 128
+
       astrojepa fetch-data folder ../shared/data/gz1-sdss --name gz1 --crop 0.5 --size 64
+
+      astrojepa fetch-data jets quark-gluon.h5 --size 125 --float16
+
+      astrojepa fetch-data hf:user/galaxies --split train --image-column image
 
       astrojepa fetch-data verify gz1 --json
 
@@ -75,17 +103,15 @@ def fetch_data(
     importer = source_for(source)
     if size < 8:
         raise UserError(f"--size must be at least 8 pixels, got {size}")
-    store_name = name or source
+    store_name = name or default_store_name(source)
     options = ImportOptions(store=paths.store_path(store_name, root), name=store_name, size=size, crop=crop,
-                            seed=seed, strict=strict)
-    extra = {}
-    if source == "folder":
-        if not target:
-            raise UserError("usage: astrojepa fetch-data folder PATH [--catalog CSV]")
-        extra = {"path": Path(target), "catalog": catalog, "file_column": file_column}
-    info = importer(options, **extra)
+                            seed=seed, strict=strict, channels=_channel_list(channels), float16=float16)
+    args = SourceArgs(path=Path(target) if target else None, catalog=catalog, file_column=file_column, url=url,
+                      md5=md5, file=file, images_key=images_key, labels_key=labels_key, image_column=image_column,
+                      label_column=label_column, split=split)
+    info = importer(options, args)
     for warning in options.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}")
+        stderr.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     report(summary(info), json_output,
            lambda: stderr.print(f"stored [bold]{info.n_images}[/] images {info.image_shape} in {info.path} "
                                 f"(splits {info.splits}, classes {info.classes})", highlight=False))

@@ -44,6 +44,7 @@ def pretrain(
     local_views: Annotated[int, typer.Option(help="Local views per image (LeJEPA).")] = _D.local_views,
     global_size: Annotated[Optional[int], typer.Option(help="Global view size (default: --img-size).")] = None,
     local_size: Annotated[Optional[int], typer.Option(help="Local view size (default: half the image).")] = None,
+    stretch: Annotated[str, typer.Option(help="Intensity stretch at load time: none, asinh or zscore.")] = _D.stretch,
     precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32.")] = _D.precision,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batch order and augmentations.")] = _D.seed,

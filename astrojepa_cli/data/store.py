@@ -18,6 +18,7 @@ range) and renames the file into place only when it is complete.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from astrojepa_cli.errors import DataError
 SCHEMA_VERSION = 1
 SPLITS = ("train", "valid", "test")
 READ_CHUNK = 512
+STATS_BLOCK = 1 << 20
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -75,6 +77,42 @@ def stratified_split(labels: np.ndarray, seed: int, valid: float = 0.1, test: fl
     return split
 
 
+class _RecordingFile(io.FileIO):
+    """The temporary store file: the first write error is recorded in ``failure`` instead of raised.
+
+    HDF5 does not recover from a failed write (on a full disk its file can then
+    be neither flushed nor closed, and the process crashes at exit). So after a
+    failure every write is dropped, HDF5 carries on unaware, and
+    :class:`StoreWriter` checks ``failure`` after each chunk and before the
+    rename, deleting the file instead of committing it.
+    """
+
+    failure: OSError | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        written = 0
+        while self.failure is None and written < len(view):
+            try:
+                written += super().write(view[written:])  # a short write (disk nearly full) is continued
+            except OSError as exc:
+                self.failure = exc
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failure is None:
+            try:
+                return super().truncate(size)
+            except OSError as exc:
+                self.failure = exc
+        return self.tell() if size is None else size
+
+    def check(self) -> None:
+        """Raise the recorded write error, if any."""
+        if self.failure is not None:
+            raise self.failure
+
+
 class StoreWriter:
     """Stream images into a new store; nothing appears at ``path`` until :meth:`finish`.
 
@@ -112,10 +150,12 @@ class StoreWriter:
         self._ids: set[str] = set()
         self._channel_sum = np.zeros(self.image_shape[-1])
         self._channel_sq = np.zeros(self.image_shape[-1])
+        self._ones = np.ones(STATS_BLOCK)
 
     def __enter__(self) -> "StoreWriter":
         self._tmp = temporary_sibling(self.path)
-        self._file = h5py.File(self._tmp, "w")
+        self._sink = _RecordingFile(self._tmp, "w+")
+        self._file = h5py.File(self._sink, "w")
         chunks = (self.chunk_images, *self.image_shape)
         self._images = self._file.create_dataset(
             "images", shape=(0, *self.image_shape), maxshape=(None, *self.image_shape),
@@ -165,9 +205,14 @@ class StoreWriter:
             ds[start:] = values
         self._labels.append(labels)
         self._splits.append(np.asarray(splits if splits is not None else [""] * n, dtype=object))
-        pixels = images.reshape(-1, self.image_shape[-1]).astype(np.float64)
-        self._channel_sum += pixels.sum(axis=0)
-        self._channel_sq += np.square(pixels).sum(axis=0)
+        self._file.flush()
+        self._sink.check()
+        pixels = images.reshape(-1, self.image_shape[-1])
+        for start in range(0, len(pixels), STATS_BLOCK):  # float64 copies of a bounded block, not the chunk
+            block = pixels[start : start + STATS_BLOCK].astype(np.float64)
+            ones = self._ones[: len(block)]  # a matrix-vector product sums (M, C) far faster than sum(axis=0)
+            self._channel_sum += ones @ block
+            self._channel_sq += ones @ np.square(block)
 
     def finish(self, split_seed: int = 0) -> StoreInfo:
         """Write labels and split, hash the content, and move the store into place."""
@@ -197,12 +242,15 @@ class StoreWriter:
         attrs["channel_std"] = json.dumps(std.tolist())
         attrs["content_sha256"] = content_sha256(self._file)
         self._file.close()
+        self._sink.check()
+        self._sink.close()
         commit(self._tmp, self.path)
         return read_info(self.path)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._file.id.valid:
             self._file.close()
+        self._sink.close()
         self._tmp.unlink(missing_ok=True)
         full = disk_full_error(exc, self.path) if isinstance(exc, OSError) else None
         if full is not None:

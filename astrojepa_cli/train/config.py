@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from astrojepa_cli.data.loader import STRETCHES
 from astrojepa_cli.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -49,6 +50,7 @@ class PretrainConfig:
     save_every: int = 0
     nan_policy: str = "stop"
     pred_loss: str | None = None
+    stretch: str = "none"
     train_splits: tuple[str, ...] = ("train",)
 
     @classmethod
@@ -70,6 +72,7 @@ class PretrainConfig:
             (self.save_every >= 0, "--save-every must be 0 (epoch ends only) or positive"),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (self.stretch in STRETCHES, f"--stretch must be one of {', '.join(STRETCHES)}"),
             (self.nan_policy in NAN_POLICIES, f"--nan-policy must be one of {', '.join(NAN_POLICIES)}"),
             (self.global_views >= 1 and self.local_views >= 0, "--global-views must be >= 1 and --local-views >= 0"),
         ]

@@ -117,9 +117,10 @@ def step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step) % (2**63 - 1)
 
 
-def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+def epoch_order(data: loader.DeviceImages, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's shuffle (window-keeping when the store is read in chunks), seeded by (seed, epoch)."""
     generator = torch.Generator().manual_seed(step_seed(seed, 10_000_000 + epoch))
-    return torch.randperm(n, generator=generator).to(device)
+    return data.shuffled_order(generator).to(data.device)
 
 
 @torch.no_grad()
@@ -127,7 +128,7 @@ def _embed(encoder: torch.nn.Module, data: loader.DeviceImages, img_size: int, l
     was_training = encoder.training
     encoder.eval()
     count = len(data) if limit is None else min(limit, len(data))
-    indices = torch.arange(count, device=data.pixels.device)
+    indices = torch.arange(count, device=data.device)
     embeddings = torch.cat([encoder(centre_view(data.batch(chunk), img_size)).float() for chunk in indices.split(256)])
     encoder.train(was_training)
     return embeddings
@@ -196,7 +197,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
     objective.shard = (placement.rank, placement.world_size)
     optimizer = torch.optim.AdamW(_param_groups(objective, config.weight_decay), lr=config.lr,
                                   fused=device.type == "cuda")
-    data = loader.DeviceImages(store_path, device, rows)
+    data = loader.DeviceImages(store_path, device, rows, stretch=config.stretch)
     labels = torch.as_tensor(data.labels, device=device)
     labelled = bool(len(info.classes)) and bool((data.labels >= 0).any())
     probe = OnlineProbe(objective.encoder.embed_dim, max(1, len(info.classes))).to(device)
@@ -204,7 +205,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
     if labelled:
         held_rows = loader.split_rows(store_path, ("test",))
         held_rows = held_rows[store.load(store_path, with_images=False).labels[held_rows] >= 0]
-        held_out = loader.DeviceImages(store_path, device, held_rows) if len(held_rows) else None
+        held_out = loader.DeviceImages(store_path, device, held_rows, stretch=config.stretch) if len(held_rows) else None
     modules = {"objective": objective, "online_probe": probe}
     optimizers = {"objective": optimizer, "online_probe": probe.optimizer}
 
@@ -246,7 +247,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
         for step in range(start_step, total_steps):
             epoch, position = divmod(step, steps_per_epoch)
             if order is None or position == 0:
-                order = epoch_order(len(rows), config.seed, epoch, device)
+                order = epoch_order(data, config.seed, epoch)
             batch_rows = order[position * global_batch : (position + 1) * global_batch][placement.rank :: placement.world_size]
             lr = warmup_cosine(step, total_steps, warmup_steps, config.lr, config.lr / 1000)
             weight_decay = cosine_ramp(step, total_steps, config.weight_decay, config.weight_decay_end)
