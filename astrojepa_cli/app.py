@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from astrojepa_cli import __version__
-from astrojepa_cli.commands import evaluate, fetch, inspect, pretrain
+from astrojepa_cli.commands import evaluate, export, fetch, inspect, pretrain, similar
 from astrojepa_cli.commands.common import Settings
 
 app = typer.Typer(
@@ -40,6 +40,8 @@ app.command("embed")(evaluate.embed)
 app.command("probe")(evaluate.probe)
 app.command("anomalies")(evaluate.anomalies)
 app.command("plot")(evaluate.plot)
+app.command("similar")(similar.similar)
+app.command("export")(export.export)
 app.command("plugins")(inspect.plugins)
 app.add_typer(inspect.runs_app, name="runs")
 

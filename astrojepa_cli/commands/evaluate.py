@@ -2,66 +2,142 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterable, Iterator, Optional
 
-import numpy as np
 import torch
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
 from astrojepa_cli import paths, runs
+from astrojepa_cli.atomic import atomic_path
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
 from astrojepa_cli.console import stderr
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate import anomalies as anomaly_scores
+from astrojepa_cli.evaluate import anomalies as anomaly_search
+from astrojepa_cli.evaluate import embedding_files, figures
 from astrojepa_cli.evaluate import features as feature_extraction
-from astrojepa_cli.evaluate.plots import loss_curves, read_metrics, save_figure
-from astrojepa_cli.evaluate.probe import linear_probe
+from astrojepa_cli.evaluate.finetune import FinetuneConfig
+from astrojepa_cli.evaluate.label_efficiency import parse_list
+from astrojepa_cli.evaluate.plots import save_figure
+from astrojepa_cli.evaluate.protocols import ProbeRequest, run_protocol
+from astrojepa_cli.evaluate.run_compare import run_labels
+from astrojepa_cli.evaluate.training_plots import compare_figure
 from astrojepa_cli.train.distributed import resolve_device
 
 RunArgument = Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")]
 DataOption = Annotated[Optional[str], typer.Option("--data", help="Store name (default: the run's training data).")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+PoolOption = Annotated[str, typer.Option("--pool", help="mean (every encoder) or cls (ViTs with a class token).")]
 
 
-def _run_features(run_ref: str, data: str | None, root: Path | None, device: str, random_init: bool = False,
-                  seed: int = 0):
+def _open(run_ref: str, data: str | None, root: Path | None) -> tuple[runs.Run, str, Path]:
     run = runs.open_run(run_ref, root)
     data_name = data or run.manifest["dataset"]["name"]
-    store_path = paths.existing_store(data_name, root)
-    encoder = runs.load_encoder(run)
-    if random_init:
-        torch.manual_seed(seed)
-        encoder = runs.rebuild_encoder(encoder.timm_spec)
-    features = feature_extraction.extract(encoder, store_path, resolve_device(device))
+    return run, data_name, paths.existing_store(data_name, root)
+
+
+def _run_features(run_ref: str, data: str | None, root: Path | None, device: str, pool: str = "mean"):
+    run, data_name, store_path = _open(run_ref, data, root)
+    features = feature_extraction.extract(runs.load_encoder(run), store_path, resolve_device(device), pool,
+                                          feature_extraction.run_stretch(run.manifest))
     return run, data_name, store_path, features
+
+
+def _with_progress(chunks: Iterable, total: int, description: str) -> Iterator:
+    with Progress(console=stderr, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        for chunk in chunks:
+            yield chunk
+            progress.advance(task)
 
 
 @cli_command
 def embed(
     run_ref: RunArgument,
     data: DataOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output .safetensors (default: RUN/embeddings/DATA.safetensors).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Output file, or '-' for stdout (default: RUN/embeddings/DATA.FORMAT).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="safetensors, npy or parquet (default: from --out's suffix, else safetensors).")] = None,
+    pool: PoolOption = "mean",
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write the frozen embeddings of every image of a dataset.
+    """Write the frozen embeddings of every image of a dataset, in store order, streaming in chunks.
+
+    safetensors holds embeddings, labels and targets (ids in its metadata); npy the (N, D)
+    float32 matrix; parquet one row per object: id, split, label, label_name, targets, e0..e{D-1}.
 
     Examples:
 
       astrojepa embed latest --data gz1
 
-      astrojepa embed RUN --json | jq -r .path
+      astrojepa embed RUN --format parquet --out gz1.parquet
+
+      astrojepa embed RUN --format npy --out - > embeddings.npy
     """
-    run, data_name, _, features = _run_features(run_ref, data, root, device)
-    path = out or run.dir / "embeddings" / f"{data_name}.safetensors"
-    feature_extraction.write_safetensors(features, path, {"run_id": run.id, "dataset": data_name})
-    n, dim = features.embeddings.shape
-    report({"path": str(path), "n": int(n), "dim": int(dim)}, json_output,
-           lambda: stderr.print(f"wrote {n} embeddings of dimension {dim} to {path}", highlight=False))
+    fmt = embedding_files.resolve_format(fmt, out)
+    if out == "-" and json_output:
+        raise UserError("--json and --out - both write to stdout; choose one")
+    run, data_name, store_path = _open(run_ref, data, root)
+    encoder = runs.load_encoder(run)
+    feature_extraction.check_pool(encoder, pool)
+    meta = store.load(store_path, with_images=False)
+    n, dim = len(meta.ids), encoder.embed_dim
+    embeddings = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
+                                                    feature_extraction.run_stretch(run.manifest))
+    chunks = _with_progress(embeddings,
+                            math.ceil(n / feature_extraction.CHUNK), f"embedding {n} images")
+    arguments = (fmt, chunks, meta, store.read_info(store_path).classes, dim)
+    metadata = {"run_id": run.id, "dataset": data_name, "pool": pool}
+    if out == "-":
+        embedding_files.write_embeddings(*arguments, sys.stdout.buffer, metadata)
+        sys.stdout.buffer.flush()
+        path = "-"
+    else:
+        path = Path(out) if out else run.dir / "embeddings" / f"{data_name}.{fmt}"
+        with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+            embedding_files.write_embeddings(*arguments, stream, metadata)
+    report({"path": str(path), "n": int(n), "dim": int(dim), "format": fmt, "pool": pool}, json_output,
+           lambda: stderr.print(f"wrote {n} embeddings of dimension {dim} ({fmt}) to {path}", highlight=False))
+
+
+def _mean_std(result: dict, key: str) -> str:
+    if isinstance(result[key], int):
+        return str(result[key])
+    spread = result.get(f"{key}_std")
+    return f"{result[key]:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
+
+
+def _probe_table(title: str, result: dict) -> Table:
+    """The human rendering of any protocol's result."""
+    if "curve" in result:
+        axis = "shots" if "shots" in result["curve"][0] else "fraction"
+        table = Table(axis, "accuracy", "balanced accuracy", "macro F1", "n train", title=title)
+        for point in result["curve"]:
+            table.add_row(str(point[axis]), _mean_std(point, "accuracy"), _mean_std(point, "balanced_accuracy"),
+                          _mean_std(point, "macro_f1"), f"{point['n_train']:.0f}")
+        return table
+    if "pretrained" in result:
+        metrics = [k for k in ("accuracy", "balanced_accuracy", "macro_f1", "mse", "rmse", "mae", "r2")
+                   if k in result["pretrained"]]
+        table = Table("metric", "fine-tuned pretrained", "trained from scratch", title=title)
+        for key in metrics + ["best_epoch"]:
+            table.add_row(key, _mean_std(result["pretrained"], key), _mean_std(result["scratch"], key))
+        return table
+    table = Table("metric", "value", title=title)
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "mse", "rmse", "mae", "r2"):
+        if key in result:
+            table.add_row(key.replace("_", " "), _mean_std(result, key))
+    if "baseline" in result:
+        table.add_row("rmse of the train mean", f"{result['baseline']['rmse']:.4f}")
+    for name, recall in result.get("per_class_recall", {}).items():
+        table.add_row(f"recall {name}", f"{recall:.4f}")
+    return table
 
 
 @cli_command
@@ -69,36 +145,58 @@ def probe(
     run_ref: RunArgument,
     data: DataOption = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Probe the same architecture with random weights (a baseline).")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the probe (and of --random-init weights).")] = 0,
+    seed: Annotated[int, typer.Option(help="First seed of the probe (and of --random-init weights).")] = 0,
+    seeds: Annotated[int, typer.Option(help="Repeat over this many seeds and report mean ± std.")] = 1,
+    knn: Annotated[Optional[int], typer.Option("--knn", help="Cosine-similarity weighted kNN with K neighbours instead of the linear probe.")] = None,
+    shots: Annotated[Optional[str], typer.Option(help="Few-shot curve: labelled images per class, e.g. 1,10,100.")] = None,
+    fractions: Annotated[Optional[str], typer.Option(help="Label-fraction curve, e.g. 0.25,0.5,1.0.")] = None,
+    finetune: Annotated[bool, typer.Option("--finetune", help="Fine-tune encoder + head, next to the same architecture from scratch.")] = False,
+    finetune_epochs: Annotated[int, typer.Option(help="Maximum epochs of --finetune (early stopping on validation loss).")] = FinetuneConfig.epochs,
+    finetune_lr: Annotated[float, typer.Option(help="AdamW learning rate of --finetune (both models).")] = FinetuneConfig.lr,
+    target: Annotated[Optional[str], typer.Option(help="Regress this store target (e.g. m0) instead of classifying.")] = None,
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Frozen linear probe: logistic regression on train-split embeddings, scored on the test split.
+    """Evaluate a run's encoder on labels: linear probe (default), kNN, few-shot or label-fraction
+    curves, fine-tuning against training from scratch, or regression of a target.
+
+    Results are recorded in the run's manifest under evaluations["DATA/PROTOCOL"].
 
     Examples:
 
-      astrojepa probe latest --data gz1
+      astrojepa probe latest --data gz1 --seeds 3
 
-      astrojepa probe RUN --json | jq .balanced_accuracy
+      astrojepa probe RUN --knn 20 --json | jq .balanced_accuracy
+
+      astrojepa probe RUN --shots 1,10,100 --seeds 5
+
+      astrojepa probe RUN --finetune --finetune-epochs 20
+
+      astrojepa probe RUN --data jets --target m0
     """
-    run, data_name, store_path, features = _run_features(run_ref, data, root, device, random_init, seed)
-    classes = store.read_info(store_path).classes
-    result = linear_probe(features, classes, seed=seed)
-    protocol = "linear-random-init" if random_init else "linear"
-    run.add_evaluation(f"{data_name}/{protocol}", result)
-    payload = {"run_id": run.id, "data": data_name, "protocol": protocol, **result}
+    request = ProbeRequest(
+        seeds=seeds, first_seed=seed, knn=knn, target=target, random_init=random_init, finetune=finetune,
+        shots=parse_list(shots, int, "--shots") if shots is not None else None,
+        fractions=parse_list(fractions, float, "--fractions") if fractions is not None else None,
+        finetune_config=FinetuneConfig(epochs=finetune_epochs, lr=finetune_lr),
+    )
+    request.validate()
+    run, data_name, store_path = _open(run_ref, data, root)
+    encoder = runs.load_encoder(run)
 
-    def human() -> None:
-        table = Table("metric", "value", title=f"{protocol} probe of {run.id} on {data_name}")
-        table.add_row("accuracy", f"{result['accuracy']:.4f}")
-        table.add_row("balanced accuracy", f"{result['balanced_accuracy']:.4f}")
-        table.add_row("macro F1", f"{result['macro_f1']:.4f}")
-        for name, recall in result["per_class_recall"].items():
-            table.add_row(f"recall {name}", f"{recall:.4f}")
-        stderr.print(table)
+    def fresh_encoder(init_seed: int) -> torch.nn.Module:
+        torch.manual_seed(init_seed)
+        return runs.rebuild_encoder(encoder.timm_spec)
 
-    report(payload, json_output, human)
+    probed = fresh_encoder(seed) if random_init else encoder
+    resolved, stretch = resolve_device(device), feature_extraction.run_stretch(run.manifest)
+    result = run_protocol(request, lambda: feature_extraction.extract(probed, store_path, resolved, stretch=stretch),
+                          store.read_info(store_path).classes, probed, fresh_encoder, store_path, resolved, stretch)
+    run.add_evaluation(f"{data_name}/{request.protocol}", result)
+    payload = {"run_id": run.id, "data": data_name, "protocol": request.protocol, **result}
+    report(payload, json_output, lambda: stderr.print(_probe_table(f"{request.protocol} probe of {run.id} on {data_name}",
+                                                                   result)))
 
 
 @cli_command
@@ -106,36 +204,39 @@ def anomalies(
     run_ref: RunArgument,
     data: DataOption = None,
     top: Annotated[int, typer.Option(help="How many of the most unusual objects to show.")] = 25,
-    k: Annotated[int, typer.Option(help="Neighbours for the kNN score.")] = 10,
+    scorer: Annotated[str, typer.Option(help="knn (mean distance to k neighbours), gaussian (Mahalanobis), iforest or lof.")] = "knn",
+    k: Annotated[int, typer.Option(help="Neighbours for the knn and lof scores.")] = 10,
+    eval_class: Annotated[Optional[str], typer.Option(help="Treat this class as the anomaly: report ROC-AUC and precision@TOP.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the iforest score.")] = 0,
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Rank the most unusual objects by their mean distance to the k nearest neighbours in embedding space.
+    """Rank the most unusual objects in embedding space; write a ranked CSV/JSON and a mosaic of the top.
 
     Examples:
 
       astrojepa anomalies latest --top 25
 
-      astrojepa anomalies RUN --data gz1 --json | jq -r '.top[].id'
+      astrojepa anomalies RUN --data gz1 --scorer gaussian --eval-class merger --json | jq .evaluation
+
+      astrojepa anomalies RUN --json | jq -r '.top[].id'
     """
-    if top < 1:
-        raise UserError("--top must be at least 1")
     run, data_name, store_path, features = _run_features(run_ref, data, root, device)
-    scores = anomaly_scores.knn_scores(features.embeddings, k)
-    top_rows = anomaly_scores.rank(scores, top)
-    images = store.load(store_path).images[np.sort(top_rows)]
-    images = images[np.argsort(np.argsort(top_rows))]  # back into rank order
-    result = anomaly_scores.write_report(scores, top_rows, features.ids, features.labels,
-                                         store.read_info(store_path).classes, images,
-                                         run.dir / "anomalies" / data_name, f"{top} most unusual in {data_name}")
-    run.add_evaluation(f"{data_name}/anomalies-knn", {"csv": result["csv"], "mosaic": result["mosaic"], "top": top})
+    result = anomaly_search.find_anomalies(features, store_path, store.read_info(store_path).classes, scorer, k, top,
+                                           run.dir / "anomalies" / f"{data_name}-{scorer}", eval_class, seed)
+    run.add_evaluation(f"{data_name}/anomalies-{scorer}", {**result, "top": len(result["top"])})
 
     def human() -> None:
-        table = Table("rank", "id", "score", "label", title=f"most unusual objects in {data_name}")
+        table = Table("rank", "id", "score", "label", title=f"most unusual objects in {data_name} ({scorer})")
         for record in result["top"]:
             table.add_row(str(record["rank"]), record["id"], f"{record['score']:.4g}", record["label"])
         stderr.print(table)
+        if "evaluation" in result:
+            measured = result["evaluation"]
+            stderr.print(f"class '{measured['class']}' as the anomaly: ROC-AUC {measured['roc_auc']:.4f}, "
+                         f"precision@{measured['k']} {measured['precision_at_k']:.4f} "
+                         f"(base rate {measured['base_rate']:.4f})", highlight=False)
         stderr.print(f"mosaic: {result['mosaic']}\nranked list: {result['csv']}", highlight=False)
 
     report(result, json_output, human)
@@ -143,21 +244,57 @@ def anomalies(
 
 @cli_command
 def plot(
-    run_ref: RunArgument,
+    run_refs: Annotated[list[str], typer.Argument(help="A run (id, folder or 'latest'), or 'compare' followed by runs.")],
+    data: DataOption = None,
+    latent: Annotated[Optional[str], typer.Option(help="Also draw a latent map: pca, tsne or umap.")] = None,
+    patches: Annotated[Optional[str], typer.Option(help="Also draw I-JEPA patch heatmaps for the image with this id.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Write a PDF beside every PNG.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the figures (default: RUN/plots; for compare, ROOT/plots).")] = None,
+    device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Plot a run's loss curves (total, prediction and SIGReg terms on separate axes).
+    """Figures of a run: loss terms, monitors per epoch, and every recorded evaluation
+    (confusion matrices, few-shot and label-fraction curves, anomaly mosaics);
+    optionally a latent map and I-JEPA patch heatmaps. 'plot compare RUN RUN...' overlays runs.
 
     Examples:
 
-      astrojepa plot latest
+      astrojepa plot latest --latent tsne --pdf
+
+      astrojepa plot RUN --patches obj12
+
+      astrojepa plot compare RUN_A RUN_B RUN_C
 
       astrojepa plot RUN --json | jq -r '.files[]'
     """
-    run = runs.open_run(run_ref, root)
-    rows = read_metrics(run.metrics_path)
-    if not rows:
-        raise UserError(f"run {run.id} has no metrics rows yet")
-    path = save_figure(loss_curves(rows, f"{run.id}"), run.dir / "plots" / "loss.png")
-    report({"files": [str(path)]}, json_output, lambda: stderr.print(f"wrote {path}", highlight=False))
+    if run_refs[0] == "compare":
+        compared = [runs.open_run(ref, root) for ref in run_refs[1:]]
+        if len(compared) < 2:
+            raise UserError("'plot compare' needs at least two runs")
+        target = (out or paths.home(root) / "plots") / "compare.png"
+        files = save_figure(compare_figure(compared, run_labels(compared), f"{len(compared)} runs"), target, pdf)
+    else:
+        if len(run_refs) > 1:
+            raise UserError("plot takes one run; to overlay several, use: astrojepa plot compare RUN RUN ...")
+        files = _run_figures(run_refs[0], data, latent, patches, pdf, out, device, root)
+    report({"files": [str(f) for f in files]}, json_output,
+           lambda: stderr.print("\n".join(f"wrote {f}" for f in files), highlight=False))
+
+
+def _run_figures(run_ref: str, data: str | None, latent: str | None, patches: str | None, pdf: bool,
+                 out: Path | None, device: str, root: Path | None) -> list[Path]:
+    run, data_name, store_path = _open(run_ref, data, root)
+    out_dir = out or run.dir / "plots"
+    files = figures.training_figures(run, out_dir, pdf) + figures.evaluation_figures(run, out_dir, pdf)
+    if latent is not None:
+        _, _, _, features = _run_features(run_ref, data, root, device)
+        files += figures.latent_map(features, store.read_info(store_path).classes, latent,
+                                    out_dir / f"latent-{data_name}-{latent}.png", pdf,
+                                    f"{latent} map of {data_name} embeddings ({run.id})")
+    if patches is not None:
+        from astrojepa_cli.evaluate.patch_heatmaps import patch_heatmap_figure
+
+        figure = patch_heatmap_figure(run, store_path, patches, resolve_device(device))
+        files += save_figure(figure, out_dir / f"patches-{data_name}-{patches}.png", pdf)
+    return files

@@ -1,8 +1,8 @@
-"""``astrojepa plugins`` and ``astrojepa runs list|show``."""
+"""``astrojepa plugins`` and ``astrojepa runs list|show|compare``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -11,6 +11,7 @@ import registry
 from astrojepa_cli import runs as run_store
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
 from astrojepa_cli.console import stderr
+from astrojepa_cli.evaluate import run_compare as comparison_tools
 
 runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
 
@@ -72,3 +73,42 @@ def show_run(
     """
     run = run_store.open_run(run_ref, root)
     report(run.manifest, json_output, lambda: stderr.print_json(data=run.manifest))
+
+
+@runs_app.command("compare")
+@cli_command
+def compare_runs(
+    run_refs: Annotated[list[str], typer.Argument(help="Two or more runs (id, folder or 'latest').")],
+    spearman: Annotated[bool, typer.Option("--spearman", help="Spearman's rho between final training loss and a probe metric across the runs.")] = False,
+    evaluation: Annotated[Optional[str], typer.Option(help="Evaluation key for --spearman (default: DATASET/linear of each run).")] = None,
+    metric: Annotated[str, typer.Option(help="Metric of that evaluation for --spearman.")] = "accuracy",
+    root: RootOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Table of the config values that differ between runs, their final losses and their evaluation results.
+
+    Examples:
+
+      astrojepa runs compare RUN_A RUN_B RUN_C
+
+      astrojepa runs compare RUN_A RUN_B RUN_C --spearman --json | jq .spearman.rho
+    """
+    runs = [run_store.open_run(ref, root) for ref in run_refs]
+    comparison = comparison_tools.compare_runs(runs)
+    if spearman:
+        comparison["spearman"] = comparison_tools.loss_metric_spearman(runs, evaluation, metric)
+
+    def human() -> None:
+        table = Table("", *comparison["runs"], title="run comparison")
+        for key, values in comparison["config_differences"].items():
+            table.add_row(f"config {key}", *(str(v) for v in values))
+        table.add_row("final loss", *(f"{v:.4g}" if v is not None else "-" for v in comparison["final_loss"]))
+        for key, found in comparison["evaluations"].items():
+            table.add_row(f"{key} ({found['metric']})", *(f"{v:.4f}" if v is not None else "-" for v in found["values"]))
+        stderr.print(table)
+        if spearman:
+            result = comparison["spearman"]
+            stderr.print(f"Spearman rho(final loss, {result['metric']}) = {result['rho']:.3f} over {result['n']} runs "
+                         f"(p = {result['p_value']})", highlight=False)
+
+    report(comparison, json_output, human)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -11,6 +12,9 @@ import torch
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
 from registry.views import centre_view
+
+POOLS = ("mean", "cls")
+CHUNK = 256
 
 
 @dataclass
@@ -26,34 +30,91 @@ def encoder_img_size(encoder: torch.nn.Module, default: int) -> int:
     return int(encoder.timm_spec.get("img_size", default))
 
 
-@torch.no_grad()
-def extract(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
-            batch_size: int = 256) -> Features:
-    """Embed every image of the store with ``encoder`` (eval mode, centre view)."""
+def check_pool(encoder: torch.nn.Module, pool: str) -> None:
+    """``mean`` works for every encoder; ``cls`` needs a ViT with a class token."""
+    if pool not in POOLS:
+        raise UserError(f"--pool must be one of {', '.join(POOLS)} (got {pool})")
+    if pool == "cls" and getattr(encoder.backbone, "cls_token", None) is None:
+        raise UserError(f"encoder {encoder.timm_spec['model_name']} has no class token (astrojepa's ViTs are built "
+                        "without one and mean-pool their patch tokens); use --pool mean")
+
+
+def pooled(encoder: torch.nn.Module, images: torch.Tensor, pool: str) -> torch.Tensor:
+    """Global embedding (N, D) of normalised images.
+
+    ``mean`` is the encoder's own global embedding: the mean of the patch tokens
+    for astrojepa's ViTs, global average pooling for CNNs. ``cls`` is the final
+    class token, through the same output norm timm applies before a head.
+    """
+    if pool == "mean":
+        return encoder(images)
+    backbone = encoder.backbone
+    return backbone.fc_norm(backbone.forward_features(images)[:, 0])
+
+
+def run_stretch(manifest: dict) -> str:
+    """The intensity stretch a run was trained with (``none`` for runs that predate stretches)."""
+    return manifest.get("config", {}).get("stretch") or "none"
+
+
+def _embedder(encoder: torch.nn.Module, store_path: Path, device: torch.device | str, pool: str,
+              stretch: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from (K, H, W, C) store pixels to (K, D) float32 embeddings, normalised as in training."""
     device = torch.device(device)
-    meta = store.load(store_path, with_images=False)
-    normalise = loader.Normaliser(meta, device)
+    check_pool(encoder, pool)
     info = store.read_info(store_path)
     if info.channels != encoder.in_chans:
         raise UserError(f"the encoder takes {encoder.in_chans} channel(s) but dataset '{info.name}' has {info.channels}")
+    normalise = loader.Normaliser.for_store(store_path, device, stretch)
     img_size = encoder_img_size(encoder, info.image_shape[0])
     encoder = encoder.to(device).eval()
-    chunks = []
-    for _, images in store.iter_image_chunks(store_path, chunk=batch_size):
-        pixels = loader.channels_first(images, device)
-        chunks.append(encoder(centre_view(normalise(pixels), img_size)).float().cpu())
-    embeddings = torch.cat(chunks).numpy()
+
+    @torch.no_grad()
+    def embed(images: np.ndarray) -> np.ndarray:
+        pixels = normalise(loader.channels_first(images, device))
+        return pooled(encoder, centre_view(pixels, img_size), pool).float().cpu().numpy()
+
+    return embed
+
+
+def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
+                    pool: str = "mean", stretch: str = "none", chunk: int = CHUNK) -> Iterator[np.ndarray]:
+    """Embed the store's images in order, ``chunk`` at a time (eval mode, centre view).
+
+    Only one chunk of pixels and its embeddings are in memory at once.
+    """
+    embed = _embedder(encoder, store_path, device, pool, stretch)
+    for _, images in store.iter_image_chunks(store_path, chunk=chunk):
+        yield embed(images)
+
+
+def embed_images(encoder: torch.nn.Module, images: np.ndarray, store_path: Path, device: torch.device | str = "cpu",
+                 pool: str = "mean", stretch: str = "none") -> np.ndarray:
+    """Embed pixels from outside the store (K, H, W, C) exactly as the store's own images are embedded."""
+    return _embedder(encoder, store_path, device, pool, stretch)(images)
+
+
+def extract(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
+            pool: str = "mean", stretch: str = "none", chunk: int = CHUNK) -> Features:
+    """Embeddings of every image of the store, with its labels, ids, splits and targets."""
+    meta = store.load(store_path, with_images=False)
+    embeddings = np.concatenate(list(iter_embeddings(encoder, store_path, device, pool, stretch, chunk)))
     return Features(embeddings, meta.labels, meta.ids, meta.split, meta.targets)
 
 
-def write_safetensors(features: Features, path: Path, metadata: dict[str, str]) -> Path:
-    """Embeddings and labels as tensors; ids and splits as JSON metadata."""
-    import json
+def images_at(store_path: Path, rows: np.ndarray) -> np.ndarray:
+    """Pixels (K, H, W, C) of the store rows ``rows``, in the order given, reading only those rows."""
+    import h5py
 
-    from astrojepa_cli.runs import save_tensors
+    rows = np.asarray(rows, dtype=np.int64)
+    unique, inverse = np.unique(rows, return_inverse=True)
+    with h5py.File(store_path, "r") as handle:
+        return handle["images"][unique][inverse]
 
-    tensors = {"embeddings": torch.from_numpy(features.embeddings), "labels": torch.from_numpy(features.labels)}
-    tensors.update({f"targets.{k}": torch.from_numpy(v) for k, v in features.targets.items()})
-    save_tensors(path, tensors, {**metadata, "ids": json.dumps(features.ids.tolist()),
-                                 "split": json.dumps(features.split.tolist())})
-    return path
+
+def row_of_id(ids: np.ndarray, object_id: str) -> int:
+    """The store row of the object ``object_id``; a clear error if there is none."""
+    found = np.flatnonzero(ids == object_id)
+    if len(found) == 0:
+        raise UserError(f"no object with id '{object_id}' in this dataset")
+    return int(found[0])

@@ -1,8 +1,7 @@
-"""Figures (matplotlib, Agg backend): loss curves and image mosaics."""
+"""Figure plumbing (matplotlib, Agg backend) and image figures: saving, mosaics, anomaly and similarity panels."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -14,36 +13,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from astrojepa_cli.atomic import atomic_path  # noqa: E402
-from astrojepa_cli.errors import UserError  # noqa: E402
+
+DPI = 110
 
 
-def save_figure(figure, path: Path) -> Path:
-    """Atomically save ``figure`` (format from the suffix) and close it."""
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=path.suffix.lstrip("."), dpi=120, bbox_inches="tight")
+def save_figure(figure, path: Path, pdf: bool = False) -> list[Path]:
+    """Atomically save ``figure`` as ``path`` (PNG) and, with ``pdf``, beside it as PDF; then close it."""
+    targets = [path, path.with_suffix(".pdf")] if pdf else [path]
+    for target in targets:
+        with atomic_path(target) as tmp:
+            figure.savefig(tmp, format=target.suffix.lstrip("."), dpi=DPI, bbox_inches="tight")
     plt.close(figure)
-    return path
-
-
-def read_metrics(path: Path) -> list[dict]:
-    if not path.exists():
-        raise UserError(f"no metrics yet at {path}; has the run taken --log-every steps?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def loss_curves(rows: list[dict], title: str):
-    """Total loss, then each loss term on its own axis, against the step."""
-    terms = [k for k in rows[0] if k not in ("step", "epoch", "lr", "images_per_second")]
-    figure, axes = plt.subplots(len(terms), 1, figsize=(7, 2.3 * len(terms)), sharex=True, squeeze=False)
-    steps = [r["step"] for r in rows]
-    for axis, term in zip(axes[:, 0], terms):
-        axis.plot(steps, [r[term] for r in rows], label=term)
-        axis.set_ylabel(term)
-        axis.legend(loc="upper right")
-        axis.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("step")
-    axes[0, 0].set_title(title)
-    return figure
+    return targets
 
 
 def display_image(image: np.ndarray) -> np.ndarray:
@@ -66,3 +47,17 @@ def mosaic(images: Sequence[np.ndarray], captions: Sequence[str], title: str):
         axis.set_title(caption, fontsize=7)
     figure.suptitle(title)
     return figure
+
+
+def anomaly_mosaic(records: Sequence[dict], images: np.ndarray, title: str):
+    """The top-ranked objects (``records`` from the ranked list, ``images`` in the same order), scores in captions."""
+    captions = [f"#{r['rank']} {r['id']}\nscore {r['score']:.3g} {r['label']}" for r in records]
+    return mosaic(images, captions, title)
+
+
+def similarity_mosaic(query_caption: str, query_image: np.ndarray, neighbours: Sequence[dict], images: np.ndarray,
+                      title: str):
+    """The query first, then its nearest neighbours with their cosine similarity."""
+    captions = [query_caption] + [f"#{n['rank']} {n['id']}\ncos {n['similarity']:.3f} {n['label']}"
+                                  for n in neighbours]
+    return mosaic([query_image, *images], captions, title)

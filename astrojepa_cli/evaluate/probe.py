@@ -1,4 +1,4 @@
-"""Frozen linear probe: standardised features, class-balanced logistic regression."""
+"""Frozen linear probe: standardised features, class-balanced logistic regression, C by cross-validation."""
 
 from __future__ import annotations
 
@@ -13,11 +13,38 @@ from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
+CV_FOLDS = 3
+TEST_SPLIT = "test"
 
 
 def labelled_split(features: Features, split: str) -> tuple[np.ndarray, np.ndarray]:
     rows = (features.split == split) & (features.labels >= 0)
     return features.embeddings[rows], features.labels[rows]
+
+
+def train_and_test(features: Features, test_split: str = TEST_SPLIT) -> tuple[np.ndarray, ...]:
+    """Labelled (x_train, y_train, x_test, y_test), checked to be usable by a classifier."""
+    x_train, y_train = labelled_split(features, "train")
+    x_test, y_test = labelled_split(features, test_split)
+    if len(np.unique(y_train)) < 2:
+        raise UserError("the probe needs labelled train images of at least two classes")
+    if len(y_test) == 0:
+        raise UserError(f"the dataset has no labelled images in the '{test_split}' split")
+    return x_train, y_train, x_test, y_test
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
+    """Top-1, balanced accuracy, macro-F1 (over classes present in ``y_true``), per-class recall, confusion matrix."""
+    labels = list(range(len(class_names)))
+    recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true))),
+        "per_class_recall": dict(zip(class_names, map(float, recall))),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "classes": list(class_names),
+    }
 
 
 def _classifier(c: float, seed: int):
@@ -26,33 +53,27 @@ def _classifier(c: float, seed: int):
 
 
 def choose_c(x: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """The C of the grid with the best 3-fold cross-validated balanced accuracy on the train split."""
-    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    """The C of the grid with the best 3-fold cross-validated balanced accuracy on the train split.
+
+    With fewer than 3 examples of some class there are no folds to compare, and C is 1.
+    """
+    if np.unique(y, return_counts=True)[1].min() < CV_FOLDS:
+        return 1.0
+    folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
     scores = [cross_val_score(_classifier(c, seed), x, y, cv=folds, scoring="balanced_accuracy").mean() for c in C_GRID]
     return C_GRID[int(np.argmax(scores))]
 
 
-def linear_probe(features: Features, class_names: list[str], seed: int = 0, test_split: str = "test") -> dict:
-    """Fit on the train split (C by cross-validation), score on ``test_split``."""
-    x_train, y_train = labelled_split(features, "train")
-    x_test, y_test = labelled_split(features, test_split)
-    if len(np.unique(y_train)) < 2:
-        raise UserError("the probe needs labelled train images of at least two classes")
-    if len(y_test) == 0:
-        raise UserError(f"the dataset has no labelled images in the '{test_split}' split")
-    c = choose_c(x_train, y_train, seed) if np.bincount(y_train).min(initial=0) >= 3 else 1.0
-    model = _classifier(c, seed).fit(x_train, y_train)
-    predicted = model.predict(x_test)
-    labels = list(range(len(class_names)))
-    return {
-        "accuracy": float(accuracy_score(y_test, predicted)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_test, predicted)),
-        "macro_f1": float(f1_score(y_test, predicted, average="macro", labels=np.unique(y_test))),
-        "per_class_recall": dict(zip(class_names, map(float, recall_score(y_test, predicted, labels=labels,
-                                                                            average=None, zero_division=0)))),
-        "confusion_matrix": confusion_matrix(y_test, predicted, labels=labels).tolist(),
-        "C": c,
-        "n_train": int(len(y_train)),
-        "n_test": int(len(y_test)),
-        "test_split": test_split,
-    }
+def fit_and_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                  class_names: list[str], seed: int) -> dict:
+    """Fit the probe on (x_train, y_train) with C by cross-validation; metrics on the test rows."""
+    c = choose_c(x_train, y_train, seed)
+    predicted = _classifier(c, seed).fit(x_train, y_train).predict(x_test)
+    return {**classification_metrics(y_test, predicted, class_names), "C": c,
+            "n_train": int(len(y_train)), "n_test": int(len(y_test))}
+
+
+def linear_probe(features: Features, class_names: list[str], seed: int = 0, test_split: str = TEST_SPLIT) -> dict:
+    """Fit on the whole labelled train split, score on ``test_split``."""
+    x_train, y_train, x_test, y_test = train_and_test(features, test_split)
+    return {**fit_and_score(x_train, y_train, x_test, y_test, class_names, seed), "test_split": test_split}

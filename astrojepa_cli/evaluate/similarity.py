@@ -1,0 +1,101 @@
+"""Similarity search in embedding space: the objects whose embeddings point the same way as a query's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from astrojepa_cli.data import store
+from astrojepa_cli.errors import UserError
+from astrojepa_cli.evaluate.features import embed_images, extract, images_at, row_of_id
+from astrojepa_cli.evaluate.knn import unit_rows
+from astrojepa_cli.evaluate.plots import save_figure, similarity_mosaic
+
+
+def nearest(embeddings: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the ``k`` embeddings of highest cosine similarity to ``query`` (D,), and those similarities.
+
+    Exact search: faiss's inner-product index on unit vectors when faiss is installed,
+    else scikit-learn's NearestNeighbors with the cosine metric (similarity = 1 - distance).
+    """
+    k = min(k, len(embeddings))
+    query = unit_rows(query.reshape(1, -1).astype(np.float32))
+    if not _has_faiss():
+        from sklearn.neighbors import NearestNeighbors
+
+        distances, rows = NearestNeighbors(n_neighbors=k, metric="cosine").fit(embeddings).kneighbors(query)
+        return rows[0], 1.0 - distances[0]
+    import faiss
+
+    index = faiss.IndexFlatIP(embeddings.shape[1])
+    index.add(unit_rows(embeddings.astype(np.float32)))
+    similarities, rows = index.search(query, k)
+    return rows[0], similarities[0]
+
+
+def image_as_store_pixels(path: Path, image_shape: list[int], dtype: str) -> np.ndarray:
+    """An image file as one 8-bit store image (H, W, C): centre-cropped square, resized, channels matched.
+
+    A single-channel store takes the file's luminance; an RGB store takes its RGB.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from astrojepa_cli.data.preprocess import crop_resize_pil
+
+    if not path.exists():
+        raise UserError(f"image not found: {path}")
+    height, _, channels = image_shape
+    if channels not in (1, 3) or np.dtype(dtype) != np.uint8:
+        raise UserError("--image works for 8-bit greyscale or RGB datasets; for this one use --id")
+    try:
+        with Image.open(path) as image:
+            pixels = crop_resize_pil(image.convert("L" if channels == 1 else "RGB"), 1.0, height)
+    except UnidentifiedImageError:
+        raise UserError(f"{path} is not an image file Pillow can read") from None
+    return np.array(pixels)  # a writable copy of Pillow's read-only buffer
+
+
+def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir: Path, object_id: str | None = None,
+                    image_path: Path | None = None, device: torch.device | str = "cpu", stretch: str = "none",
+                    pdf: bool = False) -> dict:
+    """The ``k`` objects of the store most similar to a store object (``object_id``) or an image file.
+
+    The query object itself is left out of its own neighbours. Writes a mosaic of
+    the query and its neighbours into ``out_dir``.
+    """
+    if (object_id is None) == (image_path is None):
+        raise UserError("give exactly one of --id and --image")
+    if k < 1:
+        raise UserError(f"--k must be at least 1 (got {k})")
+    info = store.read_info(store_path)
+    features = extract(encoder, store_path, device, stretch=stretch)
+    if object_id is not None:
+        query_row = row_of_id(features.ids, object_id)
+        query, query_image = features.embeddings[query_row], images_at(store_path, np.array([query_row]))[0]
+        name, caption = object_id, f"query {object_id}"
+    else:
+        query_image = image_as_store_pixels(image_path, info.image_shape, info.dtype)
+        query = embed_images(encoder, query_image[None], store_path, device, stretch=stretch)[0]
+        query_row, name, caption = -1, image_path.stem, f"query {image_path.name}"
+    rows, similarities = nearest(features.embeddings, query, k + (query_row >= 0))
+    keep = rows != query_row
+    rows, similarities = rows[keep][:k], similarities[keep][:k]
+    labels = features.labels[rows]
+    neighbours = [{"rank": r + 1, "id": str(features.ids[row]), "similarity": float(sim),
+                   "label": info.classes[label] if 0 <= label < len(info.classes) else ""}
+                  for r, (row, sim, label) in enumerate(zip(rows, similarities, labels))]
+    figure = similarity_mosaic(caption, query_image, neighbours, images_at(store_path, rows),
+                               f"{len(neighbours)} nearest to {name} in {info.name}")
+    files = save_figure(figure, out_dir / f"{info.name}-{name}.png", pdf)
+    return {"query": name, "neighbours": neighbours, "mosaic": str(files[0]),
+            "search": "faiss" if _has_faiss() else "sklearn"}
+
+
+def _has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True

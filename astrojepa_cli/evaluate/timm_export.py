@@ -1,0 +1,75 @@
+"""Export a run's encoder so that plain timm loads it, with no astrojepa code involved.
+
+The folder holds ``model.safetensors`` (the timm backbone's state dict) and a
+``config.json`` in the layout timm reads for ``local-dir:`` and Hugging Face
+Hub models: ``architecture``, ``num_classes``, ``model_args`` (the keyword
+arguments that rebuild the same network) and ``pretrained_cfg`` (input size and
+the per-channel mean and std of the training store). Either of these loads it::
+
+    timm.create_model("local-dir:OUT", pretrained=True)
+    timm.create_model(cfg["architecture"], pretrained=True,
+                      pretrained_cfg_overlay=dict(file="OUT/model.safetensors"), **cfg["model_args"])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from astrojepa_cli.atomic import write_json
+from astrojepa_cli.data import store
+from astrojepa_cli.errors import UserError
+from astrojepa_cli.runs import Run, load_encoder, save_tensors
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def timm_config(run: Run, timm_spec: dict, num_features: int) -> dict:
+    """``config.json`` for the encoder described by ``timm_spec``, trained on the run's store.
+
+    ``mean``/``std`` are in timm's convention (pixels scaled to [0, 1]) for 8-bit stores;
+    float stores record their raw channel statistics and ``astrojepa.pixel_scale`` 1.
+    """
+    spec = dict(timm_spec)
+    architecture = spec.pop("model_name")
+    model_args = {**spec, "num_classes": 0}
+    dataset = run.manifest.get("dataset", {})
+    channels = int(model_args.get("in_chans", 3))
+    img_size = int(model_args.get("img_size", 224))
+    pretrained_cfg = {"input_size": [channels, img_size, img_size], "num_classes": 0, "crop_pct": 1.0,
+                      "interpolation": "bilinear"}
+    scale = 1.0
+    store_path = Path(dataset.get("store", ""))
+    if store_path.is_file():
+        arrays = store.load(store_path, with_images=False)
+        scale = 255.0 if arrays.images.dtype == np.uint8 else 1.0
+        pretrained_cfg["mean"] = (arrays.channel_mean / scale).tolist()
+        pretrained_cfg["std"] = np.maximum(arrays.channel_std / scale, 1e-6).tolist()
+    return {
+        "architecture": architecture,
+        "num_classes": 0,
+        "num_features": num_features,
+        "global_pool": model_args.get("global_pool", "avg"),
+        "model_args": model_args,
+        "pretrained_cfg": pretrained_cfg,
+        "astrojepa": {"run_id": run.id, "arch": run.manifest.get("config", {}).get("arch"),
+                      "loss": run.manifest.get("config", {}).get("loss"), "dataset": dataset.get("name"),
+                      "pixel_scale": scale},
+    }
+
+
+def export_timm(run: Run, out_dir: Path) -> dict:
+    """Write ``model.safetensors`` and ``config.json`` for ``run``'s encoder into ``out_dir``."""
+    encoder = load_encoder(run)
+    if not type(encoder.backbone).__module__.startswith("timm."):
+        raise UserError(f"{encoder.timm_spec['model_name']} is defined by astrojepa, not timm, so plain timm "
+                        "cannot rebuild it; use the run's encoder.safetensors with astrojepa")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights, config_path = out_dir / WEIGHTS_FILE, out_dir / CONFIG_FILE
+    save_tensors(weights, encoder.backbone.state_dict(), {"format": "pt"})
+    config = timm_config(run, encoder.timm_spec, encoder.embed_dim)
+    write_json(config_path, config)
+    return {"out": str(out_dir), "weights": str(weights), "config": str(config_path),
+            "architecture": config["architecture"], "model_args": config["model_args"]}

@@ -1,0 +1,185 @@
+"""Quality on real galaxies: self-supervised features against the baselines, in one run.
+
+For each method: pretrain within a wall-clock budget, then score the frozen
+encoder with the linear probe, the kNN probe and a 10-shot probe (5 draws).
+In the same run, on the same store and split:
+
+* raw pixels -> PCA(128) -> the same linear probe;
+* the same architecture with random weights -> the same probes;
+* the same architecture trained supervised from scratch (class-weighted
+  cross-entropy, the same flips / 90° rotations / crops) within the same budget
+  on all train labels, and for 10 labels per class (mean over 5 draws).
+
+Usage::
+
+    python benchmarks/quality.py --data gz1 --budget-minutes 30 --methods lejepa,ijepa,ijepa-sigreg,simclr \\
+        --arch resnet18 --out quality.json
+
+Prints a markdown table of balanced accuracies on the test split; the JSON holds everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from torch.nn import functional as F
+
+from astrojepa_cli import paths, runs
+from astrojepa_cli.data import loader, store
+from astrojepa_cli.evaluate.features import Features, extract
+from astrojepa_cli.evaluate.knn import knn_probe
+from astrojepa_cli.evaluate.label_efficiency import per_class_sample, shots_curve
+from astrojepa_cli.evaluate.probe import classification_metrics, linear_probe
+from astrojepa_cli.train.config import PretrainConfig
+from astrojepa_cli.train.loop import create_plugin, pretrain
+from registry.views import ViewSpec, random_views
+
+SHOTS = 10
+DRAWS = 5
+
+
+def steady_rate(metrics: Path) -> float:
+    """Images/s over every logged window but the first (which holds the warm-up steps)."""
+    rates = [json.loads(line)["images_per_second"] for line in metrics.read_text().splitlines()][1:]
+    return len(rates) / sum(1 / r for r in rates)
+
+
+def budgeted_pretrain(config: PretrainConfig, budget_s: float, root: Path | None) -> dict:
+    """Measure the step rate on a short run, then pretrain for the steps that fit in ``budget_s``."""
+    probe_run = pretrain(replace(config, max_steps=8, log_every=2, epochs=10_000), root=root, progress=False)
+    rate = steady_rate(Path(probe_run.run_dir) / "metrics.jsonl")
+    steps = max(10, int(budget_s * rate / config.batch_size))
+    started = time.perf_counter()
+    result = pretrain(replace(config, max_steps=steps, epochs=10_000), root=root, progress=False)
+    return {"run_id": result.run_id, "steps": steps, "seconds": time.perf_counter() - started,
+            "images_per_second": result.images_per_second, "final_loss": result.final_loss}
+
+
+def frozen_scores(features: Features, classes: list[str]) -> dict:
+    linear = linear_probe(features, classes)
+    knn = knn_probe(features, classes, k=20)
+    few = shots_curve(features, classes, [SHOTS], seeds=DRAWS)["curve"][0]
+    return {"linear": linear["balanced_accuracy"], "linear_accuracy": linear["accuracy"],
+            "knn": knn["balanced_accuracy"], f"{SHOTS}_shot": few["balanced_accuracy"],
+            f"{SHOTS}_shot_std": few["balanced_accuracy_std"]}
+
+
+def pixel_pca_features(store_path: Path, components: int = 128) -> Features:
+    arrays = store.load(store_path)
+    pixels = arrays.images.reshape(len(arrays.images), -1).astype(np.float32) / 255.0
+    train = (arrays.split == "train") & (arrays.labels >= 0)
+    pca = PCA(n_components=min(components, int(train.sum()) - 1), random_state=0).fit(pixels[train])
+    return Features(pca.transform(pixels).astype(np.float32), arrays.labels, arrays.ids, arrays.split, arrays.targets)
+
+
+def supervised_from_scratch(config: PretrainConfig, store_path: Path, train_rows: np.ndarray, budget_s: float,
+                            seed: int, device: torch.device) -> dict:
+    """The same encoder + a linear head, class-weighted cross-entropy, augmented views, for ``budget_s``."""
+    info = store.read_info(store_path)
+    arrays = store.load(store_path, with_images=False)
+    img_size = config.img_size or info.image_shape[0]
+    torch.manual_seed(seed)
+    encoder = create_plugin("encoder", config.arch, img_size=img_size, patch_size=config.patch_size,
+                            in_chans=info.channels).to(device)
+    head = torch.nn.Linear(encoder.embed_dim, len(info.classes)).to(device)
+    parameters = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.05)
+    data = loader.DeviceImages(store_path, device, train_rows)
+    labels = torch.as_tensor(arrays.labels[train_rows], device=device)
+    counts = torch.bincount(labels, minlength=len(info.classes)).float()
+    weights = counts.sum() / (len(info.classes) * counts.clamp_min(1))
+    view = ViewSpec(1, img_size, scale=(0.5, 1.0))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batch = min(config.batch_size, len(train_rows))
+    deadline, step = time.perf_counter() + budget_s, 0
+    encoder.train()
+    while time.perf_counter() < deadline:
+        picked = torch.randint(0, len(train_rows), (batch,), generator=generator, device=device)
+        logits = head(encoder(random_views(data.batch(picked), view, generator)))
+        loss = F.cross_entropy(logits, labels[picked], weight=weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+    encoder.eval()
+    test_rows = np.flatnonzero((arrays.split == "test") & (arrays.labels >= 0))
+    test = loader.DeviceImages(store_path, device, test_rows)
+    with torch.no_grad():
+        positions = torch.arange(len(test_rows), device=device)
+        predicted = torch.cat([head(encoder(test.batch(chunk))).argmax(1) for chunk in positions.split(256)])
+    metrics = classification_metrics(arrays.labels[test_rows], predicted.cpu().numpy(), info.classes)
+    return {"balanced_accuracy": metrics["balanced_accuracy"], "accuracy": metrics["accuracy"], "steps": step}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="gz1")
+    parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--methods", default="lejepa")
+    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--img-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lam", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--local-views", type=int, default=6)
+    parser.add_argument("--budget-minutes", type=float, default=30.0)
+    parser.add_argument("--few-shot-seconds", type=float, default=60.0,
+                        help="Training time of each 10-labels-per-class supervised draw.")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=Path("quality.json"))
+    args = parser.parse_args()
+    store_path = paths.existing_store(args.data, args.root)
+    classes = store.read_info(store_path).classes
+    device = torch.device(args.device)
+    budget_s = args.budget_minutes * 60
+    base = PretrainConfig(data=args.data, arch=args.arch, batch_size=args.batch_size, img_size=args.img_size,
+                          lam=args.lam, lr=args.lr, local_views=args.local_views, device=args.device, seed=0)
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "methods": {}, "baselines": {}}
+
+    for method in args.methods.split(","):
+        trained = budgeted_pretrain(replace(base, loss=method), budget_s, args.root)
+        encoder = runs.load_encoder(runs.open_run(trained["run_id"], args.root))
+        embeddings = extract(encoder, store_path, device)
+        results["methods"][method] = {**trained, **frozen_scores(embeddings, classes)}
+        print(json.dumps({method: results["methods"][method]}), flush=True)
+
+    results["baselines"]["pixels_pca128"] = frozen_scores(pixel_pca_features(store_path), classes)
+    torch.manual_seed(0)
+    random_encoder = create_plugin("encoder", args.arch, img_size=args.img_size or store.read_info(store_path).image_shape[0],
+                                   patch_size=base.patch_size, in_chans=store.read_info(store_path).channels)
+    results["baselines"]["random_init"] = frozen_scores(extract(random_encoder, store_path, device), classes)
+    arrays = store.load(store_path, with_images=False)
+    train_rows = np.flatnonzero((arrays.split == "train") & (arrays.labels >= 0))
+    results["baselines"]["supervised_all_labels"] = supervised_from_scratch(base, store_path, train_rows, budget_s, 0,
+                                                                           device)
+    few = [supervised_from_scratch(base, store_path, train_rows[per_class_sample(arrays.labels[train_rows], SHOTS,
+                                                                                 np.random.default_rng(seed))],
+                                   args.few_shot_seconds, seed, device)["balanced_accuracy"] for seed in range(DRAWS)]
+    results["baselines"][f"supervised_{SHOTS}_shot"] = {"balanced_accuracy": float(np.mean(few)),
+                                                         "balanced_accuracy_std": float(np.std(few)), "draws": few}
+    args.out.write_text(json.dumps(results, indent=2))
+
+    print(f"\n| features | linear probe | kNN | {SHOTS}-shot (mean of {DRAWS}) |")
+    print("|---|---|---|---|")
+    for method, scores in results["methods"].items():
+        print(f"| {method} ({args.arch}, {scores['steps']} steps) | {scores['linear']:.3f} | {scores['knn']:.3f} | "
+              f"{scores[f'{SHOTS}_shot']:.3f} ± {scores[f'{SHOTS}_shot_std']:.3f} |")
+    for name in ("pixels_pca128", "random_init"):
+        scores = results["baselines"][name]
+        print(f"| {name} | {scores['linear']:.3f} | {scores['knn']:.3f} | "
+              f"{scores[f'{SHOTS}_shot']:.3f} ± {scores[f'{SHOTS}_shot_std']:.3f} |")
+    supervised = results["baselines"]["supervised_all_labels"]
+    few_shot = results["baselines"][f"supervised_{SHOTS}_shot"]
+    print(f"| supervised from scratch ({args.arch}) | {supervised['balanced_accuracy']:.3f} (all labels) | - | "
+          f"{few_shot['balanced_accuracy']:.3f} ± {few_shot['balanced_accuracy_std']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
