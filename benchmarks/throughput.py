@@ -70,7 +70,8 @@ def reference_throughput(config: PretrainConfig, store_path: Path, device: torch
     dataset = PerSampleViews(arrays.images[rows], arrays.channel_mean / scale, arrays.channel_std / scale,
                              config.global_views, config.local_views, config.global_size or img_size, local_size)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=0)
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=config.lr,
+                                  weight_decay=config.with_method_defaults().weight_decay)
     timed_images, started = 0, None
     for step, (global_views, local_views) in enumerate(loader):
         if step == 2:  # exclude warm-up steps, as ours does through its own first log window

@@ -31,6 +31,10 @@ class UnknownPluginError(LookupError):
     """An unknown plugin kind or name; the message lists the valid names."""
 
 
+class PluginError(ValueError):
+    """A plugin cannot work with the given settings or data (bad input, reported as one line)."""
+
+
 @dataclass(frozen=True)
 class Plugin:
     kind: str

@@ -23,6 +23,8 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
+        # Statistics in float32 whatever the autocast dtype, as torch's own BatchNorm does.
+        x = x.float()
         moments = world_mean(torch.stack([x.mean(0), x.square().mean(0)]))
         mean, variance = moments[0], (moments[1] - moments[0].square()).clamp_min(0)
         with torch.no_grad():

@@ -16,8 +16,7 @@ import timm
 import torch
 from torch import nn
 
-from astrojepa_cli.errors import UserError
-from registry import register
+from registry import PluginError, register
 from registry import resnet15 as _resnet15  # noqa: F401  (registers timm model "resnet15_gn")
 
 
@@ -125,5 +124,5 @@ def resnet15_gn(in_chans: int = 3, drop_rate: float = 0.2, num_groups: int = 32)
 def convnextv2_nano(img_size: int = 64, in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
     """ConvNeXt-V2-Nano (Woo et al. 2023), 640-d embedding; needs images of at least 32 px."""
     if img_size < 32:
-        raise UserError(f"convnextv2-nano downsamples by 32 and needs --img-size >= 32, got {img_size}")
+        raise PluginError(f"convnextv2-nano downsamples by 32 and needs --img-size >= 32, got {img_size}")
     return Encoder("convnextv2_nano", in_chans=in_chans, drop_path_rate=drop_path_rate)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from astrojepa_cli.errors import UserError
+from registry import PluginError
 from registry.ema import ema_momentum, ema_update
 from registry.maskers import Masks, patch_grid
 from registry.objective import Objective
@@ -41,7 +41,7 @@ def prediction_loss(predicted: torch.Tensor, target: torch.Tensor, kind: str) ->
         return F.mse_loss(predicted, target)
     if kind == "smooth-l1":
         return F.smooth_l1_loss(predicted, target)
-    raise UserError(f"unknown prediction loss '{kind}'; use one of {', '.join(PREDICTION_LOSSES)}")
+    raise PluginError(f"unknown prediction loss '{kind}'; use one of {', '.join(PREDICTION_LOSSES)}")
 
 
 def gather_tokens(tokens: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -64,13 +64,13 @@ class IJEPA(Objective):
         super().__init__()
         if not getattr(encoder, "is_vit", False):
             name = getattr(encoder, "timm_spec", {}).get("model_name", type(encoder).__name__)
-            raise UserError(f"I-JEPA predicts patch tokens and needs a ViT encoder (vit-t, vit-s, vit-b), not {name}")
+            raise PluginError(f"I-JEPA predicts patch tokens and needs a ViT encoder (vit-t, vit-s, vit-b), not {name}")
         if pred_loss not in PREDICTION_LOSSES:
-            raise UserError(f"unknown prediction loss '{pred_loss}'; use one of {', '.join(PREDICTION_LOSSES)}")
+            raise PluginError(f"unknown prediction loss '{pred_loss}'; use one of {', '.join(PREDICTION_LOSSES)}")
         if lam is not None and not 0.0 <= lam <= 1.0:
-            raise UserError(f"lam must lie in [0, 1], got {lam}")
+            raise PluginError(f"lam must lie in [0, 1], got {lam}")
         if not 0.0 <= ema <= ema_end <= 1.0:
-            raise UserError(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {ema} -> {ema_end}")
+            raise PluginError(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {ema} -> {ema_end}")
         self.encoder = encoder
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
         self.predictor = predictor

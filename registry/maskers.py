@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from astrojepa_cli.errors import UserError
-from registry import register
+from registry import PluginError, register
 from registry.collectives import local_rows, world_min
 
 Shard = tuple[int, int]
@@ -112,7 +111,7 @@ def _fit_targets(size: tuple[int, int], count: int, grid: tuple[int, int]) -> tu
     height, width = size
     while count * height * width >= grid[0] * grid[1]:
         if height == width == 1:
-            raise UserError(f"a {grid[0]}x{grid[1]} patch grid is too small for {count} target blocks; "
+            raise PluginError(f"a {grid[0]}x{grid[1]} patch grid is too small for {count} target blocks; "
                             "use a larger --img-size or a smaller --patch-size")
         if height >= width:
             height -= 1
@@ -169,7 +168,7 @@ class MultiBlockMasker:
 def _target_count(ratio: float, grid: tuple[int, int]) -> int:
     patches = grid[0] * grid[1]
     if patches < 2:
-        raise UserError(f"masking needs at least 2 patches, the grid is {grid[0]}x{grid[1]}")
+        raise PluginError(f"masking needs at least 2 patches, the grid is {grid[0]}x{grid[1]}")
     return min(patches - 1, max(1, round(ratio * patches)))
 
 
@@ -245,28 +244,10 @@ class RandomMasker:
         return Masks(context, targets.unsqueeze(1))
 
 
-@register("masker", "multiblock")
-def multiblock(
-    num_targets: int = 4,
-    target_scale: tuple[float, float] = (0.15, 0.2),
-    target_aspect: tuple[float, float] = (0.75, 1.5),
-    context_scale: tuple[float, float] = (0.85, 1.0),
-    context_aspect: tuple[float, float] = (1.0, 1.0),
-    min_keep: int = 10,
-) -> MultiBlockMasker:
-    """I-JEPA multi-block: 4 target blocks (scale 0.15-0.2, aspect 0.75-1.5), context block 0.85-1.0 minus targets."""
-    return MultiBlockMasker(num_targets, target_scale, target_aspect, context_scale, context_aspect, min_keep)
-
-
-@register("masker", "brightness")
-def brightness(
-    signal_fraction: float = 0.5, context_fraction: float = 0.85, target_ratio: float = 0.25, min_keep: int = 10
-) -> BrightnessMasker:
-    """Galaxy-aware: context sampled from the brightest patches, random target patches anywhere, overlap removed."""
-    return BrightnessMasker(signal_fraction, context_fraction, target_ratio, min_keep)
-
-
-@register("masker", "random")
-def random(target_ratio: float = 0.5) -> RandomMasker:
-    """Random patches: target_ratio of the patches are targets, the rest the context."""
-    return RandomMasker(target_ratio)
+# The masker classes are their own factories: their constructor defaults are the plugin defaults.
+register("masker", "multiblock", "I-JEPA multi-block: 4 target blocks (scale 0.15-0.2, aspect 0.75-1.5), "
+         "context block 0.85-1.0 minus targets.")(MultiBlockMasker)
+register("masker", "brightness", "Galaxy-aware: context sampled from the brightest patches, random target "
+         "patches anywhere, overlap removed.")(BrightnessMasker)
+register("masker", "random", "Random patches: target_ratio of the patches are targets, the rest the context.")(
+    RandomMasker)

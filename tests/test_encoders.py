@@ -8,7 +8,7 @@ from torch import nn
 
 import registry
 from astrojepa_cli import runs
-from astrojepa_cli.errors import UserError
+from registry import PluginError
 
 
 ENCODERS = ("vit-t", "vit-s", "vit-b", "resnet18", "resnet34", "resnet50", "resnet15-gn", "convnextv2-nano")
@@ -77,7 +77,7 @@ def test_saved_encoder_rebuilds_from_its_spec(tmp_path, name):
 
 
 def test_convnext_rejects_images_it_would_shrink_to_nothing():
-    with pytest.raises(UserError, match="img-size >= 32"):
+    with pytest.raises(PluginError, match="img-size >= 32"):
         _encoder("convnextv2-nano", 3, img_size=16)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import registry
-from astrojepa_cli.errors import UserError
+from registry import PluginError
 from astrojepa_cli.evaluate.monitors import effective_rank
 from registry.ema import ema_momentum, ema_update
 from registry.ntxent import nt_xent
@@ -93,7 +93,7 @@ def test_ijepa_sees_images_at_the_encoder_size():
 
 def test_ijepa_needs_a_vit():
     encoder = registry.create("encoder", "resnet18", in_chans=1)
-    with pytest.raises(UserError, match="needs a ViT encoder"):
+    with pytest.raises(PluginError, match="needs a ViT encoder"):
         registry.create("loss", "ijepa", encoder=encoder)
 
 
@@ -160,3 +160,15 @@ def test_lejepa_without_sigreg_loses_rank():
     _, collapsed_rank = _collapse_stats(_objective("lejepa", lam=0.0))
     _, healthy_rank = _collapse_stats(_objective("lejepa", lam=0.5))
     assert collapsed_rank < 0.6 * healthy_rank, (collapsed_rank, healthy_rank)
+
+
+def test_lejepa_trains_under_bf16_autocast():
+    """Mixed precision (bf16 autocast, as on CUDA) keeps the projector's BatchNorm statistics in float32."""
+    encoder = registry.create("encoder", "vit-t", img_size=16, patch_size=8, in_chans=1, depth=1)
+    objective = registry.create("loss", "lejepa", encoder=encoder, global_size=16, local_size=8, local_views=2)
+    images = torch.randn(8, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms = objective(images, 0, torch.Generator().manual_seed(0))
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"])
+    assert objective.projector[1].running_mean.dtype == torch.float32

@@ -68,7 +68,7 @@ def test_sigkill_then_resume_gives_identical_losses(cli, blob_store, home):
 
 
 def test_sigterm_saves_marks_interrupted_and_exits_130(cli, blob_store, home):
-    process = _pretrain_process(home, "--data", "blobs", "--epochs", "50", *TINY_PRETRAIN)
+    process = _pretrain_process(home, "--data", "blobs", "--epochs", "50", "--max-steps", "40", *TINY_PRETRAIN)
     run_dir = _wait_for_rows(home / "runs", 3, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from astrojepa_cli.console import emit_json, stderr
 from astrojepa_cli.errors import UserError
-from registry import UnknownPluginError
+from registry import PluginError, UnknownPluginError
 
 EXIT_BAD_INPUT = 2
 EXIT_TRAINING_FAILED = 3
@@ -50,7 +50,7 @@ def cli_command(function: Callable) -> Callable:
             return function(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except (UserError, UnknownPluginError) as exc:
+        except (UserError, UnknownPluginError, PluginError) as exc:
             if Settings.debug:
                 raise
             raise fail(str(exc)) from None

@@ -274,14 +274,20 @@ def content_sha256(handle: h5py.File) -> str:
     return digest.hexdigest()
 
 
-def _open(path: Path) -> h5py.File:
+def open_hdf5(path: Path, what: str = "HDF5 file", remedy: str = "truncated or corrupt?") -> h5py.File:
+    """Open an HDF5 file for reading; a missing, truncated or foreign file is one clear :class:`DataError`."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"store not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise DataError(f"{path} is not a readable HDF5 store ({exc.__class__.__name__}); re-import it") from None
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DataError(f"{path} is not a readable {what} ({remedy}): {reason}") from None
+
+
+def _open(path: Path) -> h5py.File:
+    return open_hdf5(path, "store", "re-import it")
 
 
 def read_info(path: Path) -> StoreInfo:

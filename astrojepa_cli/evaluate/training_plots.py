@@ -32,19 +32,24 @@ def loss_terms(rows: list[dict]) -> list[str]:
     return sorted(terms, key=lambda t: t != "loss")
 
 
-def loss_curves(rows: list[dict], title: str):
-    """Total loss, then each loss term on its own axis, against the step."""
-    terms = loss_terms(rows)
-    figure, axes = plt.subplots(len(terms), 1, figsize=(7, 2.3 * len(terms)), sharex=True, squeeze=False)
-    steps = [r["step"] for r in rows]
-    for axis, term in zip(axes[:, 0], terms):
-        axis.plot(steps, [r.get(term, math.nan) for r in rows], label=term)
-        axis.set_ylabel(term)
-        axis.legend(loc="upper right")
+def stacked_series(panels: list[tuple[str, list, list, str]], x_label: str, title: str, marker: str | None = None):
+    """One axis per ``(y_label, xs, ys, legend)`` panel, stacked with a shared x axis."""
+    figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.3 * len(panels)), sharex=True, squeeze=False)
+    for axis, (y_label, xs, ys, legend) in zip(axes[:, 0], panels):
+        axis.plot(xs, ys, marker=marker, label=legend)
+        axis.set_ylabel(y_label)
+        axis.legend(loc="best")
         axis.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("step")
+    axes[-1, 0].set_xlabel(x_label)
     axes[0, 0].set_title(title)
     return figure
+
+
+def loss_curves(rows: list[dict], title: str):
+    """Total loss, then each loss term on its own axis, against the step."""
+    steps = [r["step"] for r in rows]
+    panels = [(term, steps, [r.get(term, math.nan) for r in rows], term) for term in loss_terms(rows)]
+    return stacked_series(panels, "step", title)
 
 
 def present_monitors(epochs: list[dict]) -> list[str]:
@@ -56,16 +61,11 @@ def training_monitors(epochs: list[dict], title: str):
     keys = present_monitors(epochs)
     if not keys:
         raise UserError("the run has no per-epoch monitors yet (they are written at the end of each epoch)")
-    figure, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True, squeeze=False)
-    for axis, key in zip(axes[:, 0], keys):
+    panels = []
+    for key in keys:
         rows = [row for row in epochs if key in row]
-        axis.plot([row["epoch"] + 1 for row in rows], [row[key] for row in rows], marker="o", label=MONITORS[key])
-        axis.set_ylabel(key)
-        axis.legend(loc="best")
-        axis.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("epoch")
-    axes[0, 0].set_title(title)
-    return figure
+        panels.append((key, [row["epoch"] + 1 for row in rows], [row[key] for row in rows], MONITORS[key]))
+    return stacked_series(panels, "epoch", title, marker="o")
 
 
 def compare_figure(runs: list[Run], labels: list[str], title: str):

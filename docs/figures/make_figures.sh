@@ -51,6 +51,5 @@ cp "$runs/$lejepa/plots/"{loss,monitors,confusion-gz1-linear,few-shot-gz1,label-
 cp "$runs/$lejepa/similar/gz1-$first_merger.png" "$here/similar.png"
 cp "$runs/$ijepa/plots/patches-gz1-32-$first_merger.png" "$here/patches.png"
 cp "$ASTROJEPA_HOME/compare/compare.png" "$here/compare.png"
-chmod 644 "$here/"*.png
 "$astrojepa" runs compare "$lejepa" "$lejepa_high"
 echo "figures written to $here"

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import h5py
 import numpy as np
 
 from astrojepa_cli.data.preprocess import check_crop, crop_resize_batch
 from astrojepa_cli.data.sources import ImportOptions
-from astrojepa_cli.data.store import StoreInfo, StoreWriter
+from astrojepa_cli.data.store import StoreInfo, StoreWriter, open_hdf5
 from astrojepa_cli.errors import DataError
 
 CHUNK_BYTES = 32 * 2**20
@@ -42,17 +41,6 @@ class ArrayDataset:
     ids: Sequence[str] | None = None
     split: np.ndarray | None = None
     id_prefix: str = ""
-
-
-def open_hdf5(path: Path) -> h5py.File:
-    """Open an HDF5 input file, turning a missing, truncated or foreign file into one clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(f"{path} is not a readable HDF5 file (truncated or corrupt?): {_first_line(exc)}") from None
 
 
 def dataset_key(handle: Any, key: str | None, default: str | None, what: str, path: Path) -> str | None:
