@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--local-views", type=int, default=6)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our model (the reference stays eager).")
     args = parser.parse_args()
     store_path = paths.existing_store(args.data, args.root)
     device = torch.device(args.device)
@@ -128,7 +129,7 @@ def main() -> None:
             config = PretrainConfig(data=args.data, arch=arch, loss=loss, batch_size=args.batch_size,
                                     img_size=args.img_size, local_views=args.local_views, device=args.device,
                                     max_steps=args.steps + 2, log_every=2, epochs=1000,
-                                    precision=args.precision)
+                                    precision=args.precision, compile=args.compile)
             reference = reference_throughput(config, store_path, device, args.steps)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()

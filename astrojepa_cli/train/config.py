@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from astrojepa_cli.data.loader import STRETCHES
 from astrojepa_cli.errors import UserError
