@@ -69,6 +69,14 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def steady_images_per_second(metrics_path: Path) -> float:
+    """Images/s over every logged window of ``metrics.jsonl`` but the first (which holds the warm-up)."""
+    rates = [json.loads(line)["images_per_second"] for line in metrics_path.read_text().splitlines()][1:]
+    if not rates:
+        raise UserError(f"{metrics_path} needs at least two logged windows to measure a steady rate")
+    return len(rates) / sum(1 / r for r in rates)
+
+
 def environment(device: str) -> dict:
     import timm
 

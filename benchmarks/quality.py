@@ -45,16 +45,10 @@ SHOTS = 10
 DRAWS = 5
 
 
-def steady_rate(metrics: Path) -> float:
-    """Images/s over every logged window but the first (which holds the warm-up steps)."""
-    rates = [json.loads(line)["images_per_second"] for line in metrics.read_text().splitlines()][1:]
-    return len(rates) / sum(1 / r for r in rates)
-
-
 def budgeted_pretrain(config: PretrainConfig, budget_s: float, root: Path | None) -> dict:
     """Measure the step rate on a short run, then pretrain for the steps that fit in ``budget_s``."""
     probe_run = pretrain(replace(config, max_steps=8, log_every=2, epochs=10_000), root=root, progress=False)
-    rate = steady_rate(Path(probe_run.run_dir) / "metrics.jsonl")
+    rate = runs.steady_images_per_second(Path(probe_run.run_dir) / "metrics.jsonl")
     steps = max(10, int(budget_s * rate / config.batch_size))
     started = time.perf_counter()
     result = pretrain(replace(config, max_steps=steps, epochs=10_000), root=root, progress=False)

@@ -20,7 +20,6 @@ Prints a markdown table (images/s, peak memory, speed-up over the reference).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from astrojepa_cli import paths
+from astrojepa_cli import paths, runs
 from astrojepa_cli.data import store
 from astrojepa_cli.train.config import PretrainConfig
 from astrojepa_cli.train.loop import build_objective, pretrain
@@ -93,12 +92,6 @@ def reference_throughput(config: PretrainConfig, store_path: Path, device: torch
     return timed_images / (time.perf_counter() - started)
 
 
-def steady_rate(metrics: Path) -> float:
-    """Images/s over every logged window but the first (which holds the warm-up steps)."""
-    rates = [json.loads(line)["images_per_second"] for line in metrics.read_text().splitlines()][1:]
-    return len(rates) / sum(1 / r for r in rates)
-
-
 def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
@@ -134,7 +127,7 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             run_dir = Path(pretrain(config, root=args.root, progress=False).run_dir)
-            ours = steady_rate(run_dir / "metrics.jsonl")
+            ours = runs.steady_images_per_second(run_dir / "metrics.jsonl")
             print(f"| {arch} | {loss} | {reference:.1f} | {ours:.1f} | {ours / reference:.2f}x | "
                   f"{peak_memory_mib(device):.0f} |", flush=True)
 

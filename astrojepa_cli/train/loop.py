@@ -276,7 +276,9 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
             images_seen += global_batch
             done = step + 1
             end_of_epoch = done % steps_per_epoch == 0
-            stop_now = distributed.broadcast_flag(stop.requested, placement)
+            # Under DDP the ranks agree on stopping at log boundaries only, to keep collectives off other steps.
+            stop_now = (not placement.distributed or done % config.log_every == 0) and distributed.broadcast_flag(
+                stop.requested, placement)
             save_now = end_of_epoch or stop_now or done == total_steps or (
                 config.save_every and done % config.save_every == 0)
             if done % config.log_every == 0 or save_now:

@@ -23,9 +23,9 @@ class OnlineProbe(nn.Module):
 
     def learn(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
         """One optimiser step of cross-entropy on the labelled rows (label >= 0)."""
-        labelled = labels >= 0
+        # Unlabelled rows are ignored without a data-dependent branch, so no host-device sync.
         logits = self(embeddings.detach())
-        loss = F.cross_entropy(logits[labelled], labels[labelled]) if labelled.any() else logits.sum() * 0
+        loss = F.cross_entropy(logits, labels, ignore_index=-1, reduction="sum") / (labels >= 0).sum().clamp_min(1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
