@@ -8,6 +8,7 @@
         state.safetensors    tensors needed to resume (model, optimiser)
         state.json           non-tensor resume state (step, optimiser hyper-parameters)
         metrics.jsonl        one row every --log-every steps
+        encoders/step-N.safetensors  the encoder at each checkpoint (pretrain --keep-encoders)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from astrojepa_cli.errors import UserError
 
 MANIFEST_SCHEMA_VERSION = 1
 ENCODER_FILE = "encoder.safetensors"
+SNAPSHOT_DIR = "encoders"
 STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -155,9 +157,14 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"{path} is not a valid safetensors file ({exc.__class__.__name__})") from None
 
 
-def save_encoder(run: Run, encoder: torch.nn.Module, arch: str) -> Path:
-    """Write the encoder alone, with the timm spec needed to rebuild it in its metadata."""
-    path = run.dir / ENCODER_FILE
+def snapshot_path(run: Run, step: int) -> Path:
+    return run.dir / SNAPSHOT_DIR / f"step-{step:07d}.safetensors"
+
+
+def save_encoder(run: Run, encoder: torch.nn.Module, arch: str, path: Path | None = None) -> Path:
+    """Write the encoder alone (to ``path``, default the run's encoder file) with the timm spec
+    needed to rebuild it in its metadata."""
+    path = path or run.dir / ENCODER_FILE
     metadata = {"format": "astrojepa-encoder/1", "arch": arch, "timm_spec": json.dumps(encoder.timm_spec)}
     save_tensors(path, encoder.backbone.state_dict(), metadata)
     return path
@@ -173,11 +180,18 @@ def rebuild_encoder(timm_spec: dict) -> torch.nn.Module:
 
 def load_encoder(run: Run) -> torch.nn.Module:
     """Rebuild a run's encoder from ``encoder.safetensors`` (no training code involved)."""
-    from safetensors import safe_open
-
     path = run.dir / ENCODER_FILE
     if not path.exists():
         raise UserError(f"run {run.id} has no {ENCODER_FILE} yet (status: {run.manifest.get('status')})")
+    return load_encoder_file(path)
+
+
+def load_encoder_file(path: Path) -> torch.nn.Module:
+    """Rebuild an encoder from an astrojepa encoder file (the run's, or a snapshot)."""
+    from safetensors import safe_open
+
+    if not path.exists():
+        raise UserError(f"encoder file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}

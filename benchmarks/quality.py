@@ -37,9 +37,10 @@ from astrojepa_cli.evaluate.features import Features, extract
 from astrojepa_cli.evaluate.knn import knn_probe
 from astrojepa_cli.evaluate.label_efficiency import per_class_sample, shots_curve
 from astrojepa_cli.evaluate.probe import classification_metrics, linear_probe
-from astrojepa_cli.train.config import PretrainConfig
+from astrojepa_cli.train.config import PretrainConfig, read_config_file
 from astrojepa_cli.train.loop import create_plugin, pretrain
-from registry.views import ViewSpec, random_views
+from astrojepa_cli.train.presets import resolve_config
+from registry.views import ViewSpec, centre_view, dihedral_views, random_views
 
 SHOTS = 10
 DRAWS = 5
@@ -52,17 +53,27 @@ def budgeted_pretrain(config: PretrainConfig, budget_s: float, root: Path | None
     steps = max(10, int(budget_s * rate / config.batch_size))
     started = time.perf_counter()
     result = pretrain(replace(config, max_steps=steps, epochs=10_000), root=root, progress=False)
+    last_epoch = (runs.open_run(result.run_id, root).manifest["epochs"] or [{}])[-1]
     return {"run_id": result.run_id, "steps": steps, "seconds": time.perf_counter() - started,
-            "images_per_second": result.images_per_second, "final_loss": result.final_loss}
+            "images_per_second": result.images_per_second, "final_loss": result.final_loss,
+            "effective_rank": last_epoch.get("effective_rank")}
+
+
+def frozen_probes(features: Features, classes: list[str]) -> dict[str, dict]:
+    """The three frozen protocols' full results, keyed as ``astrojepa probe`` records them."""
+    return {"linear": linear_probe(features, classes), "knn-20": knn_probe(features, classes, k=20),
+            "few-shot": shots_curve(features, classes, [SHOTS], seeds=DRAWS)}
+
+
+def headline_scores(probes: dict[str, dict]) -> dict:
+    few = probes["few-shot"]["curve"][0]
+    return {"linear": probes["linear"]["balanced_accuracy"], "linear_accuracy": probes["linear"]["accuracy"],
+            "knn": probes["knn-20"]["balanced_accuracy"], f"{SHOTS}_shot": few["balanced_accuracy"],
+            f"{SHOTS}_shot_std": few["balanced_accuracy_std"]}
 
 
 def frozen_scores(features: Features, classes: list[str]) -> dict:
-    linear = linear_probe(features, classes)
-    knn = knn_probe(features, classes, k=20)
-    few = shots_curve(features, classes, [SHOTS], seeds=DRAWS)["curve"][0]
-    return {"linear": linear["balanced_accuracy"], "linear_accuracy": linear["accuracy"],
-            "knn": knn["balanced_accuracy"], f"{SHOTS}_shot": few["balanced_accuracy"],
-            f"{SHOTS}_shot_std": few["balanced_accuracy_std"]}
+    return headline_scores(frozen_probes(features, classes))
 
 
 def pixel_pca_features(store_path: Path, components: int = 128) -> Features:
@@ -74,8 +85,12 @@ def pixel_pca_features(store_path: Path, components: int = 128) -> Features:
 
 
 def supervised_from_scratch(config: PretrainConfig, store_path: Path, train_rows: np.ndarray, budget_s: float,
-                            seed: int, device: torch.device) -> dict:
-    """The same encoder + a linear head, class-weighted cross-entropy, augmented views, for ``budget_s``."""
+                            seed: int, device: torch.device, tta: str) -> dict:
+    """The same encoder + a linear head, class-weighted cross-entropy, augmented views, for ``budget_s``.
+
+    With ``tta="d4"`` the test prediction averages the class probabilities of the 8 rotated/flipped
+    copies, as the frozen probes average embeddings.
+    """
     info = store.read_info(store_path)
     arrays = store.load(store_path, with_images=False)
     img_size = config.img_size or info.image_shape[0]
@@ -85,7 +100,7 @@ def supervised_from_scratch(config: PretrainConfig, store_path: Path, train_rows
     head = torch.nn.Linear(encoder.embed_dim, len(info.classes)).to(device)
     parameters = list(encoder.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.05)
-    data = loader.DeviceImages(store_path, device, train_rows)
+    data = loader.DeviceImages(store_path, device, train_rows, stretch=config.stretch)
     labels = torch.as_tensor(arrays.labels[train_rows], device=device)
     counts = torch.bincount(labels, minlength=len(info.classes)).float()
     weights = counts.sum() / (len(info.classes) * counts.clamp_min(1))
@@ -104,12 +119,20 @@ def supervised_from_scratch(config: PretrainConfig, store_path: Path, train_rows
         step += 1
     encoder.eval()
     test_rows = np.flatnonzero((arrays.split == "test") & (arrays.labels >= 0))
-    test = loader.DeviceImages(store_path, device, test_rows)
+    test = loader.DeviceImages(store_path, device, test_rows, stretch=config.stretch)
+
+    def predict(images: torch.Tensor) -> torch.Tensor:
+        copies = dihedral_views(images) if tta == "d4" else [images]
+        return torch.stack([head(encoder(copy)).softmax(1) for copy in copies]).mean(0).argmax(1)
+
     with torch.no_grad():
         positions = torch.arange(len(test_rows), device=device)
-        predicted = torch.cat([head(encoder(test.batch(chunk))).argmax(1) for chunk in positions.split(256)])
+        predicted = torch.cat([predict(centre_view(test.batch(chunk), img_size)) for chunk in positions.split(256)])
     metrics = classification_metrics(arrays.labels[test_rows], predicted.cpu().numpy(), info.classes)
     return {"balanced_accuracy": metrics["balanced_accuracy"], "accuracy": metrics["accuracy"], "steps": step}
+
+
+OVERRIDES = ("arch", "img_size", "batch_size", "lam", "lr", "local_views", "global_scale", "stretch")
 
 
 def main() -> None:
@@ -117,15 +140,22 @@ def main() -> None:
     parser.add_argument("--data", default="gz1")
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--methods", default="lejepa")
-    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--preset", default=None, help="Start from this pretrain preset (e.g. small-cpu).")
+    parser.add_argument("--config", type=Path, default=None, help="Pretrain config file (TOML or JSON) over the preset.")
+    parser.add_argument("--arch", default=None)
     parser.add_argument("--img-size", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lam", type=float, default=0.05)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--local-views", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lam", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--local-views", type=int, default=None)
+    parser.add_argument("--global-scale", type=float, nargs=2, default=None)
+    parser.add_argument("--stretch", default=None)
+    parser.add_argument("--tta", default="d4", choices=("none", "d4"),
+                        help="Average frozen embeddings (and supervised logits) over the 8 rotations/flips.")
     parser.add_argument("--budget-minutes", type=float, default=30.0)
     parser.add_argument("--few-shot-seconds", type=float, default=60.0,
                         help="Training time of each 10-labels-per-class supervised draw.")
+    parser.add_argument("--no-baselines", action="store_true", help="Score the methods only (recipe search).")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("quality.json"))
     args = parser.parse_args()
@@ -133,29 +163,40 @@ def main() -> None:
     classes = store.read_info(store_path).classes
     device = torch.device(args.device)
     budget_s = args.budget_minutes * 60
-    base = PretrainConfig(data=args.data, arch=args.arch, batch_size=args.batch_size, img_size=args.img_size,
-                          lam=args.lam, lr=args.lr, local_views=args.local_views, device=args.device, seed=0)
-    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "methods": {}, "baselines": {}}
+    flags = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
+    values = resolve_config(read_config_file(args.config) if args.config else {},
+                            {**flags, **({"preset": args.preset} if args.preset else {})})
+    base = PretrainConfig(**{**values, "data": args.data, "device": args.device, "seed": 0})
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "config": base.to_json(), "methods": {},
+                     "baselines": {}}
 
     for method in args.methods.split(","):
         trained = budgeted_pretrain(replace(base, loss=method), budget_s, args.root)
-        encoder = runs.load_encoder(runs.open_run(trained["run_id"], args.root))
-        embeddings = extract(encoder, store_path, device)
-        results["methods"][method] = {**trained, **frozen_scores(embeddings, classes)}
+        run = runs.open_run(trained["run_id"], args.root)
+        probes = frozen_probes(extract(runs.load_encoder(run), store_path, device, stretch=base.stretch, tta=args.tta),
+                               classes)
+        for protocol, record in probes.items():  # as 'astrojepa probe' would, so 'runs compare' sees them
+            run.add_evaluation(f"{args.data}/{protocol}" + ("-d4" if args.tta == "d4" else ""), record)
+        results["methods"][method] = {**trained, **headline_scores(probes)}
         print(json.dumps({method: results["methods"][method]}), flush=True)
+        args.out.write_text(json.dumps(results, indent=2))
+    if args.no_baselines:
+        return
 
     results["baselines"]["pixels_pca128"] = frozen_scores(pixel_pca_features(store_path), classes)
     torch.manual_seed(0)
-    random_encoder = create_plugin("encoder", args.arch, img_size=args.img_size or store.read_info(store_path).image_shape[0],
+    random_encoder = create_plugin("encoder", base.arch, img_size=base.img_size or store.read_info(store_path).image_shape[0],
                                    patch_size=base.patch_size, in_chans=store.read_info(store_path).channels)
-    results["baselines"]["random_init"] = frozen_scores(extract(random_encoder, store_path, device), classes)
+    results["baselines"]["random_init"] = frozen_scores(
+        extract(random_encoder, store_path, device, stretch=base.stretch, tta=args.tta), classes)
     arrays = store.load(store_path, with_images=False)
     train_rows = np.flatnonzero((arrays.split == "train") & (arrays.labels >= 0))
     results["baselines"]["supervised_all_labels"] = supervised_from_scratch(base, store_path, train_rows, budget_s, 0,
-                                                                           device)
+                                                                           device, args.tta)
     few = [supervised_from_scratch(base, store_path, train_rows[per_class_sample(arrays.labels[train_rows], SHOTS,
                                                                                  np.random.default_rng(seed))],
-                                   args.few_shot_seconds, seed, device)["balanced_accuracy"] for seed in range(DRAWS)]
+                                   args.few_shot_seconds, seed, device, args.tta)["balanced_accuracy"]
+           for seed in range(DRAWS)]
     results["baselines"][f"supervised_{SHOTS}_shot"] = {"balanced_accuracy": float(np.mean(few)),
                                                          "balanced_accuracy_std": float(np.std(few)), "draws": few}
     args.out.write_text(json.dumps(results, indent=2))
@@ -163,7 +204,7 @@ def main() -> None:
     print(f"\n| features | linear probe | kNN | {SHOTS}-shot (mean of {DRAWS}) |")
     print("|---|---|---|---|")
     for method, scores in results["methods"].items():
-        print(f"| {method} ({args.arch}, {scores['steps']} steps) | {scores['linear']:.3f} | {scores['knn']:.3f} | "
+        print(f"| {method} ({base.arch}, {scores['steps']} steps) | {scores['linear']:.3f} | {scores['knn']:.3f} | "
               f"{scores[f'{SHOTS}_shot']:.3f} ± {scores[f'{SHOTS}_shot_std']:.3f} |")
     for name in ("pixels_pca128", "random_init"):
         scores = results["baselines"][name]
@@ -171,7 +212,7 @@ def main() -> None:
               f"{scores[f'{SHOTS}_shot']:.3f} ± {scores[f'{SHOTS}_shot_std']:.3f} |")
     supervised = results["baselines"]["supervised_all_labels"]
     few_shot = results["baselines"][f"supervised_{SHOTS}_shot"]
-    print(f"| supervised from scratch ({args.arch}) | {supervised['balanced_accuracy']:.3f} (all labels) | - | "
+    print(f"| supervised from scratch ({base.arch}) | {supervised['balanced_accuracy']:.3f} (all labels) | - | "
           f"{few_shot['balanced_accuracy']:.3f} ± {few_shot['balanced_accuracy_std']:.3f} |")
 
 

@@ -147,23 +147,27 @@ def ijepa_sigreg(
 def simclr(
     encoder: nn.Module,
     global_size: int = 64,
-    scale: tuple[float, float] = (0.3, 1.0),
+    global_scale: tuple[float, float] = (0.3, 1.0),
     proj_hidden: int = 512,
     proj_dim: int = 128,
     temperature: float = 0.07,
+    noise_std: float = 0.0,
 ) -> SimCLR:
     """SimCLR (Chen et al. 2020): NT-Xent over 2N views, learnable temperature (0.07), 128-d projection."""
-    return SimCLR(encoder, global_size, scale, proj_hidden, proj_dim, temperature)
+    return SimCLR(encoder, ViewSpec(2, global_size, tuple(global_scale), noise_std=noise_std), proj_hidden, proj_dim,
+                  temperature)
 
 
 @register("loss", "vicreg")
 def vicreg(
     encoder: nn.Module,
     global_size: int = 64,
-    scale: tuple[float, float] = (0.3, 1.0),
+    global_scale: tuple[float, float] = (0.3, 1.0),
     proj_hidden: int = 1024,
     proj_dim: int = 1024,
     weights: tuple[float, float, float] = (25.0, 25.0, 1.0),
+    noise_std: float = 0.0,
 ) -> VICReg:
     """VICReg (Bardes et al. 2022): invariance + variance + covariance terms, weights 25/25/1 (baseline)."""
-    return VICReg(encoder, global_size, scale, proj_hidden, proj_dim, tuple(weights))
+    return VICReg(encoder, ViewSpec(2, global_size, tuple(global_scale), noise_std=noise_std), proj_hidden, proj_dim,
+                  tuple(weights))

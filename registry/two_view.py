@@ -23,12 +23,13 @@ MIN_TEMPERATURE = 0.01
 class TwoViewObjective(Objective):
     """Views (random resized crop, flip, 90° rotation) -> encoder -> MLP projector -> :meth:`criterion`."""
 
-    def __init__(self, encoder: nn.Module, view_size: int, scale: tuple[float, float], proj_hidden: int,
-                 proj_dim: int) -> None:
+    def __init__(self, encoder: nn.Module, views: ViewSpec, proj_hidden: int, proj_dim: int) -> None:
         super().__init__()
+        if views.count != 2:
+            raise ValueError(f"a two-view objective needs 2 views per image, not {views.count}")
         self.encoder = encoder
         self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim)
-        self.views = ViewSpec(2, view_size, tuple(scale))
+        self.views = views
 
     def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -47,9 +48,9 @@ class SimCLR(TwoViewObjective):
     kept above 0.01 so the logits stay bounded.
     """
 
-    def __init__(self, encoder: nn.Module, view_size: int, scale: tuple[float, float], proj_hidden: int,
-                 proj_dim: int, temperature: float) -> None:
-        super().__init__(encoder, view_size, scale, proj_hidden, proj_dim)
+    def __init__(self, encoder: nn.Module, views: ViewSpec, proj_hidden: int, proj_dim: int,
+                 temperature: float) -> None:
+        super().__init__(encoder, views, proj_hidden, proj_dim)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
     def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -61,9 +62,9 @@ class SimCLR(TwoViewObjective):
 class VICReg(TwoViewObjective):
     r"""VICReg: :math:`\lambda s + \mu v + \nu c` on the two views' projections (defaults 25, 25, 1)."""
 
-    def __init__(self, encoder: nn.Module, view_size: int, scale: tuple[float, float], proj_hidden: int,
-                 proj_dim: int, weights: tuple[float, float, float]) -> None:
-        super().__init__(encoder, view_size, scale, proj_hidden, proj_dim)
+    def __init__(self, encoder: nn.Module, views: ViewSpec, proj_hidden: int, proj_dim: int,
+                 weights: tuple[float, float, float]) -> None:
+        super().__init__(encoder, views, proj_hidden, proj_dim)
         self.weights = dict(zip(("invariance", "variance", "covariance"), weights))
 
     def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -86,3 +86,13 @@ def centre_view(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def dihedral_views(images: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 images of the dihedral group D4: each of 4 quarter turns, unflipped and flipped.
+
+    Galaxy orientation on the sky is arbitrary, so averaging an encoder over
+    these 8 copies gives an embedding invariant to 90° rotations and flips.
+    """
+    turns = [torch.rot90(images, k, dims=(-2, -1)) for k in range(4)]
+    return turns + [turn.flip(-1) for turn in turns]

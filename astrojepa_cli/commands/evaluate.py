@@ -26,6 +26,7 @@ from astrojepa_cli.evaluate.label_efficiency import parse_list
 from astrojepa_cli.evaluate.plots import save_figure
 from astrojepa_cli.evaluate.protocols import ProbeRequest, run_protocol
 from astrojepa_cli.evaluate.run_compare import run_labels
+from astrojepa_cli.evaluate.snapshots import probe_snapshots
 from astrojepa_cli.evaluate.training_plots import compare_figure
 from astrojepa_cli.train.distributed import resolve_device
 
@@ -33,6 +34,7 @@ RunArgument = Annotated[str, typer.Argument(help="Run id, run folder, or 'latest
 DataOption = Annotated[Optional[str], typer.Option("--data", help="Store name (default: the run's training data).")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 PoolOption = Annotated[str, typer.Option("--pool", help="mean (every encoder) or cls (ViTs with a class token).")]
+TtaOption = Annotated[str, typer.Option("--tta", help="none, or d4: average the embeddings of the 8 rotations/flips of each image.")]
 
 
 def _open(run_ref: str, data: str | None, root: Path | None) -> tuple[runs.Run, str, Path]:
@@ -41,10 +43,10 @@ def _open(run_ref: str, data: str | None, root: Path | None) -> tuple[runs.Run, 
     return run, data_name, paths.existing_store(data_name, root)
 
 
-def _run_features(run_ref: str, data: str | None, root: Path | None, device: str, pool: str = "mean"):
+def _run_features(run_ref: str, data: str | None, root: Path | None, device: str, tta: str):
     run, data_name, store_path = _open(run_ref, data, root)
-    features = feature_extraction.extract(runs.load_encoder(run), store_path, resolve_device(device), pool,
-                                          feature_extraction.run_stretch(run.manifest))
+    features = feature_extraction.extract(runs.load_encoder(run), store_path, resolve_device(device),
+                                          stretch=feature_extraction.run_stretch(run.manifest), tta=tta)
     return run, data_name, store_path, features
 
 
@@ -63,6 +65,7 @@ def embed(
     out: Annotated[Optional[str], typer.Option(help="Output file, or '-' for stdout (default: RUN/embeddings/DATA.FORMAT).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="safetensors, npy or parquet (default: from --out's suffix, else safetensors).")] = None,
     pool: PoolOption = "mean",
+    tta: TtaOption = "none",
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -86,14 +89,15 @@ def embed(
     run, data_name, store_path = _open(run_ref, data, root)
     encoder = runs.load_encoder(run)
     feature_extraction.check_pool(encoder, pool)
+    feature_extraction.check_tta(tta)
     meta = store.load(store_path, with_images=False)
     n, dim = len(meta.ids), encoder.embed_dim
     embeddings = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
-                                                    feature_extraction.run_stretch(run.manifest))
+                                                    feature_extraction.run_stretch(run.manifest), tta=tta)
     chunks = _with_progress(embeddings,
                             math.ceil(n / feature_extraction.CHUNK), f"embedding {n} images")
     arguments = (fmt, chunks, meta, store.read_info(store_path).classes, dim)
-    metadata = {"run_id": run.id, "dataset": data_name, "pool": pool}
+    metadata = {"run_id": run.id, "dataset": data_name, "pool": pool, "tta": tta}
     if out == "-":
         embedding_files.write_embeddings(*arguments, sys.stdout.buffer, metadata)
         sys.stdout.buffer.flush()
@@ -102,7 +106,7 @@ def embed(
         path = Path(out) if out else run.dir / "embeddings" / f"{data_name}.{fmt}"
         with atomic_path(path) as tmp, open(tmp, "wb") as stream:
             embedding_files.write_embeddings(*arguments, stream, metadata)
-    report({"path": str(path), "n": int(n), "dim": int(dim), "format": fmt, "pool": pool}, json_output,
+    report({"path": str(path), "n": int(n), "dim": int(dim), "format": fmt, "pool": pool, "tta": tta}, json_output,
            lambda: stderr.print(f"wrote {n} embeddings of dimension {dim} ({fmt}) to {path}", highlight=False))
 
 
@@ -140,6 +144,16 @@ def _probe_table(title: str, result: dict) -> Table:
     return table
 
 
+def _snapshot_table(title: str, result: dict) -> Table:
+    correlation = result["spearman"]
+    caption = (f"Spearman rho = {correlation['rho']:.3f} over {correlation['n']} checkpoints"
+               if correlation["rho"] is not None else f"Spearman rho undefined: {correlation['reason']}")
+    table = Table("step", "training loss", result["metric"].replace("_", " "), title=title, caption=caption)
+    for row in result["snapshots"]:
+        table.add_row(str(row["step"]), f"{row['loss']:.4f}", f"{row[result['metric']]:.4f}")
+    return table
+
+
 @cli_command
 def probe(
     run_ref: RunArgument,
@@ -154,6 +168,8 @@ def probe(
     finetune_epochs: Annotated[int, typer.Option(help="Maximum epochs of --finetune (early stopping on validation loss).")] = FinetuneConfig.epochs,
     finetune_lr: Annotated[float, typer.Option(help="AdamW learning rate of --finetune (both models).")] = FinetuneConfig.lr,
     target: Annotated[Optional[str], typer.Option(help="Regress this store target (e.g. m0) instead of classifying.")] = None,
+    snapshots: Annotated[bool, typer.Option("--snapshots", help="Probe every encoder kept by 'pretrain --keep-encoders' and rank-correlate its training loss with balanced accuracy.")] = False,
+    tta: TtaOption = "none",
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -174,6 +190,8 @@ def probe(
       astrojepa probe RUN --finetune --finetune-epochs 20
 
       astrojepa probe RUN --data jets --target m0
+
+      astrojepa probe RUN --tta d4 --snapshots
     """
     request = ProbeRequest(
         seeds=seeds, first_seed=seed, knn=knn, target=target, random_init=random_init, finetune=finetune,
@@ -182,6 +200,9 @@ def probe(
         finetune_config=FinetuneConfig(epochs=finetune_epochs, lr=finetune_lr),
     )
     request.validate()
+    feature_extraction.check_tta(tta)
+    if snapshots and request.protocol not in ("linear", f"knn-{knn}"):
+        raise UserError("--snapshots works with the linear or --knn probe only")
     run, data_name, store_path = _open(run_ref, data, root)
     encoder = runs.load_encoder(run)
 
@@ -189,14 +210,25 @@ def probe(
         torch.manual_seed(init_seed)
         return runs.rebuild_encoder(encoder.timm_spec)
 
-    probed = fresh_encoder(seed) if random_init else encoder
     resolved, stretch = resolve_device(device), feature_extraction.run_stretch(run.manifest)
-    result = run_protocol(request, lambda: feature_extraction.extract(probed, store_path, resolved, stretch=stretch),
-                          store.read_info(store_path).classes, probed, fresh_encoder, store_path, resolved, stretch)
-    run.add_evaluation(f"{data_name}/{request.protocol}", result)
-    payload = {"run_id": run.id, "data": data_name, "protocol": request.protocol, **result}
-    report(payload, json_output, lambda: stderr.print(_probe_table(f"{request.protocol} probe of {run.id} on {data_name}",
-                                                                   result)))
+    classes = store.read_info(store_path).classes
+
+    def score(probed: torch.nn.Module) -> dict:
+        return run_protocol(request, lambda: feature_extraction.extract(probed, store_path, resolved, stretch=stretch,
+                                                                        tta=tta),
+                            classes, probed, fresh_encoder, store_path, resolved, stretch)
+
+    protocol = request.protocol + ("-d4" if tta == "d4" else "")
+    if snapshots:
+        protocol += "-snapshots"
+        result = probe_snapshots(run, score, "balanced_accuracy")
+    else:
+        result = score(fresh_encoder(seed) if random_init else encoder)
+    run.add_evaluation(f"{data_name}/{protocol}", result)
+    payload = {"run_id": run.id, "data": data_name, "protocol": protocol, **result}
+    title = f"{protocol} probe of {run.id} on {data_name}"
+    report(payload, json_output, lambda: stderr.print(_snapshot_table(title, result) if snapshots
+                                                      else _probe_table(title, result)))
 
 
 @cli_command
@@ -208,6 +240,7 @@ def anomalies(
     k: Annotated[int, typer.Option(help="Neighbours for the knn and lof scores.")] = 10,
     eval_class: Annotated[Optional[str], typer.Option(help="Treat this class as the anomaly: report ROC-AUC and precision@TOP.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the iforest score.")] = 0,
+    tta: TtaOption = "none",
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -222,10 +255,11 @@ def anomalies(
 
       astrojepa anomalies RUN --json | jq -r '.top[].id'
     """
-    run, data_name, store_path, features = _run_features(run_ref, data, root, device)
+    run, data_name, store_path, features = _run_features(run_ref, data, root, device, tta)
     result = anomaly_search.find_anomalies(features, store_path, store.read_info(store_path).classes, scorer, k, top,
                                            run.dir / "anomalies" / f"{data_name}-{scorer}", eval_class, seed)
-    run.add_evaluation(f"{data_name}/anomalies-{scorer}", {**result, "top": len(result["top"])})
+    run.add_evaluation(f"{data_name}/anomalies-{scorer}" + ("-d4" if tta == "d4" else ""),
+                       {**result, "top": len(result["top"])})
 
     def human() -> None:
         table = Table("rank", "id", "score", "label", title=f"most unusual objects in {data_name} ({scorer})")
@@ -288,7 +322,7 @@ def _run_figures(run_ref: str, data: str | None, latent: str | None, patches: st
     out_dir = out or run.dir / "plots"
     files = figures.training_figures(run, out_dir, pdf) + figures.evaluation_figures(run, out_dir, pdf)
     if latent is not None:
-        _, _, _, features = _run_features(run_ref, data, root, device)
+        _, _, _, features = _run_features(run_ref, data, root, device, "none")
         files += figures.latent_map(features, store.read_info(store_path).classes, latent,
                                     out_dir / f"latent-{data_name}-{latent}.png", pdf,
                                     f"{latent} map of {data_name} embeddings ({run.id})")

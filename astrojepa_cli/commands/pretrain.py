@@ -13,6 +13,7 @@ from astrojepa_cli.commands.common import (
 )
 from astrojepa_cli.console import stderr
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
+from astrojepa_cli.train.presets import resolve_config
 from astrojepa_cli.train.distributed import launched_as_secondary_rank
 from astrojepa_cli.train.loop import pretrain as run_pretraining
 
@@ -44,6 +45,11 @@ def pretrain(
     local_views: Annotated[int, typer.Option(help="Local views per image (LeJEPA).")] = _D.local_views,
     global_size: Annotated[Optional[int], typer.Option(help="Global view size (default: --img-size).")] = None,
     local_size: Annotated[Optional[int], typer.Option(help="Local view size (default: half the image).")] = None,
+    global_scale: Annotated[Optional[tuple[float, float]], typer.Option(
+        help="Area fraction range of global crops, e.g. --global-scale 0.3 1.0 (default: the loss's).")] = None,
+    local_scale: Annotated[Optional[tuple[float, float]], typer.Option(
+        help="Area fraction range of local crops (LeJEPA; default 0.05 0.3).")] = None,
+    view_noise: Annotated[float, typer.Option(help="Std of Gaussian noise added to views (normalised units).")] = _D.view_noise,
     stretch: Annotated[str, typer.Option(help="Intensity stretch at load time: none, asinh or zscore.")] = _D.stretch,
     precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32.")] = _D.precision,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
@@ -51,7 +57,11 @@ def pretrain(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = _D.device,
     log_every: Annotated[int, typer.Option(help="Steps between rows of metrics.jsonl.")] = _D.log_every,
     save_every: Annotated[int, typer.Option(help="Steps between checkpoints (0: epoch ends only).")] = _D.save_every,
+    keep_encoders: Annotated[bool, typer.Option(
+        "--keep-encoders", help="Also keep the encoder of every checkpoint (RUN/encoders/), e.g. for 'probe --snapshots'.")] = False,
     nan_policy: Annotated[str, typer.Option(help="stop (mark the run failed) or skip the step.")] = _D.nan_policy,
+    preset: Annotated[Optional[str], typer.Option(
+        help="Named recipe (see docs/results.md): small-cpu or gpu. The config file and flags override it.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of the same keys; flags override it.")] = None,
     resume: Annotated[Optional[str], typer.Option(help="Continue run RUN (id, folder or 'latest') from its checkpoint.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -66,13 +76,15 @@ def pretrain(
 
       astrojepa pretrain --arch vit-s --loss lejepa --lam 0.6 --json | jq -r .run_id
 
+      astrojepa pretrain --data gz1 --preset small-cpu
+
       astrojepa pretrain --resume latest
     """
     # Typer vendors its own click, so compare the source by name rather than importing click's enum.
     explicit = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
-    values = read_config_file(config) if config else {}
     known = {f.name for f in fields(PretrainConfig)}
-    values.update({k: v for k, v in explicit.items() if k in known})
+    values = resolve_config(read_config_file(config) if config else {},
+                            {k: v for k, v in explicit.items() if k in known})
     result = run_pretraining(PretrainConfig(**values), root=root, resume=resume, progress=not quiet)
     payload = {"run_id": result.run_id, "run_dir": result.run_dir, "status": result.status, "steps": result.steps,
                "images_per_second": result.images_per_second, "final_loss": result.final_loss}

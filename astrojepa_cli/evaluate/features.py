@@ -11,9 +11,11 @@ import torch
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
-from registry.views import centre_view
+from registry.views import centre_view, dihedral_views
 
 POOLS = ("mean", "cls")
+# Test-time averaging of embeddings: none, or the mean over the 8 rotations/flips of D4.
+TTAS = ("none", "d4")
 CHUNK = 256
 
 
@@ -52,16 +54,25 @@ def pooled(encoder: torch.nn.Module, images: torch.Tensor, pool: str) -> torch.T
     return backbone.fc_norm(backbone.forward_features(images)[:, 0])
 
 
+def check_tta(tta: str) -> None:
+    if tta not in TTAS:
+        raise UserError(f"--tta must be one of {', '.join(TTAS)} (got {tta})")
+
+
 def run_stretch(manifest: dict) -> str:
     """The intensity stretch a run was trained with (``none`` for runs that predate stretches)."""
     return manifest.get("config", {}).get("stretch") or "none"
 
 
 def _embedder(encoder: torch.nn.Module, store_path: Path, device: torch.device | str, pool: str,
-              stretch: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from (K, H, W, C) store pixels to (K, D) float32 embeddings, normalised as in training."""
+              stretch: str, tta: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from (K, H, W, C) store pixels to (K, D) float32 embeddings, normalised as in training.
+
+    ``tta="d4"`` averages the embeddings of the 8 rotated/flipped copies of each image.
+    """
     device = torch.device(device)
     check_pool(encoder, pool)
+    check_tta(tta)
     info = store.read_info(store_path)
     if info.channels != encoder.in_chans:
         raise UserError(f"the encoder takes {encoder.in_chans} channel(s) but dataset '{info.name}' has {info.channels}")
@@ -71,34 +82,36 @@ def _embedder(encoder: torch.nn.Module, store_path: Path, device: torch.device |
 
     @torch.no_grad()
     def embed(images: np.ndarray) -> np.ndarray:
-        pixels = normalise(loader.channels_first(images, device))
-        return pooled(encoder, centre_view(pixels, img_size), pool).float().cpu().numpy()
+        pixels = centre_view(normalise(loader.channels_first(images, device)), img_size)
+        copies = dihedral_views(pixels) if tta == "d4" else [pixels]
+        return torch.stack([pooled(encoder, copy, pool).float() for copy in copies]).mean(0).cpu().numpy()
 
     return embed
 
 
 def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
-                    pool: str = "mean", stretch: str = "none", chunk: int = CHUNK) -> Iterator[np.ndarray]:
+                    pool: str = "mean", stretch: str = "none", chunk: int = CHUNK,
+                    tta: str = "none") -> Iterator[np.ndarray]:
     """Embed the store's images in order, ``chunk`` at a time (eval mode, centre view).
 
     Only one chunk of pixels and its embeddings are in memory at once.
     """
-    embed = _embedder(encoder, store_path, device, pool, stretch)
+    embed = _embedder(encoder, store_path, device, pool, stretch, tta)
     for _, images in store.iter_image_chunks(store_path, chunk=chunk):
         yield embed(images)
 
 
 def embed_images(encoder: torch.nn.Module, images: np.ndarray, store_path: Path, device: torch.device | str = "cpu",
-                 pool: str = "mean", stretch: str = "none") -> np.ndarray:
+                 pool: str = "mean", stretch: str = "none", tta: str = "none") -> np.ndarray:
     """Embed pixels from outside the store (K, H, W, C) exactly as the store's own images are embedded."""
-    return _embedder(encoder, store_path, device, pool, stretch)(images)
+    return _embedder(encoder, store_path, device, pool, stretch, tta)(images)
 
 
 def extract(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
-            pool: str = "mean", stretch: str = "none", chunk: int = CHUNK) -> Features:
+            pool: str = "mean", stretch: str = "none", chunk: int = CHUNK, tta: str = "none") -> Features:
     """Embeddings of every image of the store, with its labels, ids, splits and targets."""
     meta = store.load(store_path, with_images=False)
-    embeddings = np.concatenate(list(iter_embeddings(encoder, store_path, device, pool, stretch, chunk)))
+    embeddings = np.concatenate(list(iter_embeddings(encoder, store_path, device, pool, stretch, chunk, tta)))
     return Features(embeddings, meta.labels, meta.ids, meta.split, meta.targets)
 
 

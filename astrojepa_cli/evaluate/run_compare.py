@@ -72,8 +72,6 @@ def loss_metric_spearman(runs: list[Run], evaluation: str | None, metric: str) -
     does, which is ρ near -1 here: a lower loss, a higher accuracy. ``evaluation``
     defaults to ``<run's dataset>/linear``.
     """
-    from scipy.stats import spearmanr
-
     if len(runs) < MIN_RUNS_FOR_SPEARMAN:
         raise UserError(f"--spearman needs at least {MIN_RUNS_FOR_SPEARMAN} runs, got {len(runs)}")
     losses, values = [], []
@@ -86,12 +84,18 @@ def loss_metric_spearman(runs: list[Run], evaluation: str | None, metric: str) -
             raise UserError(f"run {run.id} has no final training loss (status: {run.manifest.get('status')})")
         losses.append(final_loss(run))
         values.append(float(record[metric]))
+    return {**rank_correlation(losses, values), "metric": metric, "final_loss": losses, "values": values,
+            "evaluation": evaluation or "<dataset>/linear"}
+
+
+def rank_correlation(losses: list[float], values: list[float]) -> dict:
+    r"""Spearman's ρ (Pearson's correlation of the ranks, scipy.stats.spearmanr) of losses against metric values."""
+    from scipy.stats import spearmanr
+
     if len(set(losses)) < 2 or len(set(values)) < 2:
         raise UserError("the losses or the metric values are all equal, so Spearman's rho is undefined")
     rho, p_value = spearmanr(losses, values)
-    return {"rho": float(rho), "p_value": float(p_value) if math.isfinite(p_value) else None, "n": len(runs),
-            "metric": metric, "final_loss": losses, "values": values,
-            "evaluation": evaluation or "<dataset>/linear"}
+    return {"rho": float(rho), "p_value": float(p_value) if math.isfinite(p_value) else None, "n": len(losses)}
 
 
 def run_labels(runs: list[Run]) -> list[str]:

@@ -46,23 +46,28 @@ class PretrainConfig:
     local_views: int = 6
     global_size: int | None = None
     local_size: int | None = None
+    global_scale: tuple[float, float] | None = None
+    local_scale: tuple[float, float] | None = None
+    view_noise: float = 0.0
     precision: str = "auto"
     compile: bool = False
     seed: int = 0
     device: str = "auto"
     log_every: int = 10
     save_every: int = 0
+    keep_encoders: bool = False
     nan_policy: str = "stop"
     pred_loss: str | None = None
     stretch: str = "none"
     train_splits: tuple[str, ...] = ("train",)
+    preset: str | None = None
 
     @classmethod
     def from_json(cls, values: dict) -> "PretrainConfig":
         """The config recorded in a run manifest (lists back to tuples)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in values.items() if k in known}
-        return cls(**{**values, "train_splits": tuple(values.get("train_splits", ("train",)))})
+        return cls(**_tuples({**values, "train_splits": values.get("train_splits", ("train",))}))
 
     def validate(self) -> None:
         checks = [
@@ -79,6 +84,9 @@ class PretrainConfig:
             (self.stretch in STRETCHES, f"--stretch must be one of {', '.join(STRETCHES)}"),
             (self.nan_policy in NAN_POLICIES, f"--nan-policy must be one of {', '.join(NAN_POLICIES)}"),
             (self.global_views >= 1 and self.local_views >= 0, "--global-views must be >= 1 and --local-views >= 0"),
+            (all(_valid_scale(s) for s in (self.global_scale, self.local_scale)),
+             "--global-scale and --local-scale must be two area fractions 0 < low <= high <= 1"),
+            (self.view_noise >= 0, "--view-noise must be non-negative"),
         ]
         for ok, message in checks:
             if not ok:
@@ -98,6 +106,18 @@ class PretrainConfig:
         return asdict(self)
 
 
+TUPLE_FIELDS = ("train_splits", "global_scale", "local_scale")
+
+
+def _tuples(values: dict) -> dict:
+    """JSON and TOML give lists where the config holds tuples."""
+    return {k: tuple(v) if k in TUPLE_FIELDS and v is not None else v for k, v in values.items()}
+
+
+def _valid_scale(scale: tuple[float, float] | None) -> bool:
+    return scale is None or (len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1)
+
+
 def read_config_file(path: Path) -> dict:
     """Keys of a TOML or JSON config file, checked against :class:`PretrainConfig`'s fields."""
     if not path.exists():
@@ -113,4 +133,4 @@ def read_config_file(path: Path) -> dict:
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"unknown key(s) in {path}: {', '.join(unknown)}")
-    return values
+    return _tuples(values)

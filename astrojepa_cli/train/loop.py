@@ -67,6 +67,7 @@ def build_objective(config: PretrainConfig, channels: int, img_size: int) -> Obj
         objective = create_plugin(
             "loss", config.loss, encoder=encoder, lam=config.lam, global_views=config.global_views,
             local_views=config.local_views, global_size=config.global_size or img_size, local_size=local_size,
+            global_scale=config.global_scale, local_scale=config.local_scale, noise_std=config.view_noise,
             masker=masker, ema=config.ema, img_size=img_size, pred_loss=config.pred_loss,
         )
     except (ValueError, TypeError) as exc:
@@ -216,6 +217,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
         if placement.is_main:
             _trim_metrics(run.metrics_path, start_step)
             run.manifest["epochs"] = [e for e in run.manifest["epochs"] if e["step"] <= start_step]
+            run.manifest["snapshots"] = [s for s in run.manifest.get("snapshots", []) if s["step"] <= start_step]
             run.update(status="running", resumed_at_step=start_step)
     elif placement.is_main:
         run = runs.create_run(root, f"{config.loss}-{config.arch}", {
@@ -313,6 +315,10 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
             if placement.is_main and save_now:
                 save_checkpoint(run.dir, modules, optimizers, done, {"epoch": epoch})
                 runs.save_encoder(run, objective.encoder, config.arch)
+                if config.keep_encoders:
+                    path = runs.save_encoder(run, objective.encoder, config.arch, runs.snapshot_path(run, done))
+                    run.manifest.setdefault("snapshots", []).append(
+                        {"step": done, "loss": last_loss, "file": str(path.relative_to(run.dir))})
                 run.save()
             if stop_now:
                 status = "interrupted"
