@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from astrojepa_cli import runs
 
 from astrojepa_cli.evaluate.features import embed_images
-from astrojepa_cli.evaluate.snapshots import probe_snapshots
+from astrojepa_cli.evaluate.snapshots import evenly_spaced, probe_snapshots
 from astrojepa_cli.train.presets import PRESETS, resolve_config
 from registry.encoders import Encoder
 from registry.views import dihedral_views
@@ -106,6 +106,14 @@ def test_kept_encoders_give_a_loss_accuracy_spearman_across_checkpoints(cli, blo
     expected = spearmanr([s["loss"] for s in snapshots], [row["score"] for row in measured["snapshots"]])[0]
     assert measured["spearman"]["rho"] == pytest.approx(expected)
     assert len({row["score"] for row in measured["snapshots"]}) == 4
+    # --max-snapshots keeps the first and the last, evenly spaced.
+    assert [row["step"] for row in probe_snapshots(run, first_weight, "score", most=3)["snapshots"]] == [2, 6, 8]
+
+
+def test_evenly_spaced_keeps_the_ends():
+    assert evenly_spaced(list(range(45)), 10) == [0, 5, 10, 15, 20, 24, 29, 34, 39, 44]
+    assert evenly_spaced([1, 2], 10) == [1, 2]
+    assert evenly_spaced(list(range(5)), None) == list(range(5))
 
 
 def test_snapshots_need_kept_encoders(cli, blob_store, home):

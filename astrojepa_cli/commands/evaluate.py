@@ -169,6 +169,7 @@ def probe(
     finetune_lr: Annotated[float, typer.Option(help="AdamW learning rate of --finetune (both models).")] = FinetuneConfig.lr,
     target: Annotated[Optional[str], typer.Option(help="Regress this store target (e.g. m0) instead of classifying.")] = None,
     snapshots: Annotated[bool, typer.Option("--snapshots", help="Probe every encoder kept by 'pretrain --keep-encoders' and rank-correlate its training loss with balanced accuracy.")] = False,
+    max_snapshots: Annotated[Optional[int], typer.Option(help="With --snapshots: probe at most this many, evenly spaced.")] = None,
     tta: TtaOption = "none",
     device: DeviceOption = "auto",
     root: RootOption = None,
@@ -221,7 +222,7 @@ def probe(
     protocol = request.protocol + ("-d4" if tta == "d4" else "")
     if snapshots:
         protocol += "-snapshots"
-        result = probe_snapshots(run, score, "balanced_accuracy")
+        result = probe_snapshots(run, score, "balanced_accuracy", max_snapshots)
     else:
         result = score(fresh_encoder(seed) if random_init else encoder)
     run.add_evaluation(f"{data_name}/{protocol}", result)

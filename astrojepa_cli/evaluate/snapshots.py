@@ -17,12 +17,25 @@ from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.run_compare import MIN_RUNS_FOR_SPEARMAN, rank_correlation
 
 
-def probe_snapshots(run: runs.Run, score: Callable[[torch.nn.Module], dict], metric: str) -> dict:
-    """``score`` applied to each kept encoder, one row per checkpoint, and Spearman's ρ(loss, ``metric``)."""
+def evenly_spaced(items: list, most: int | None) -> list:
+    """At most ``most`` of ``items``, evenly spaced from the first to the last (all of them if ``most`` is None)."""
+    if most is None or len(items) <= most:
+        return list(items)
+    picks = sorted({round(i * (len(items) - 1) / (most - 1)) for i in range(most)})
+    return [items[i] for i in picks]
+
+
+def probe_snapshots(run: runs.Run, score: Callable[[torch.nn.Module], dict], metric: str,
+                    most: int | None = None) -> dict:
+    """``score`` applied to each kept encoder (at most ``most``, evenly spaced), one row per checkpoint,
+    and Spearman's ρ(loss, ``metric``)."""
+    if most is not None and most < MIN_RUNS_FOR_SPEARMAN:
+        raise UserError(f"--max-snapshots must be at least {MIN_RUNS_FOR_SPEARMAN}")
     snapshots = [s for s in run.manifest.get("snapshots", []) if s.get("loss") is not None]
     if len(snapshots) < MIN_RUNS_FOR_SPEARMAN:
         raise UserError(f"run {run.id} kept {len(snapshots)} encoder(s) with a logged loss; --snapshots needs at least "
                         f"{MIN_RUNS_FOR_SPEARMAN} (pretrain with --keep-encoders and --save-every)")
+    snapshots = evenly_spaced(snapshots, most)
     rows = []
     for snapshot in snapshots:
         result = score(runs.load_encoder_file(run.dir / snapshot["file"]))
