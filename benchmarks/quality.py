@@ -167,7 +167,8 @@ def main() -> None:
     values = resolve_config(read_config_file(args.config) if args.config else {},
                             {**flags, **({"preset": args.preset} if args.preset else {})})
     base = PretrainConfig(**{**values, "data": args.data, "device": args.device, "seed": 0})
-    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "config": base.to_json(), "methods": {},
+    shared_config = {k: v for k, v in base.to_json().items() if k != "loss"}  # --methods sets the loss
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "config": shared_config, "methods": {},
                      "baselines": {}}
 
     for method in args.methods.split(","):
