@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from astrojepa_cli import paths, runs
 from astrojepa_cli.data import loader, store
-from astrojepa_cli.evaluate.features import Features, extract
+from astrojepa_cli.evaluate.features import Features, extract, tta_suffix
 from astrojepa_cli.evaluate.knn import knn_probe
 from astrojepa_cli.evaluate.label_efficiency import per_class_sample, shots_curve
 from astrojepa_cli.evaluate.probe import classification_metrics, linear_probe
@@ -177,7 +177,7 @@ def main() -> None:
         probes = frozen_probes(extract(runs.load_encoder(run), store_path, device, stretch=base.stretch, tta=args.tta),
                                classes)
         for protocol, record in probes.items():  # as 'astrojepa probe' would, so 'runs compare' sees them
-            run.add_evaluation(f"{args.data}/{protocol}" + ("-d4" if args.tta == "d4" else ""), record)
+            run.add_evaluation(f"{args.data}/{protocol}{tta_suffix(args.tta)}", record)
         results["methods"][method] = {**trained, **headline_scores(probes)}
         print(json.dumps({method: results["methods"][method]}), flush=True)
         args.out.write_text(json.dumps(results, indent=2))

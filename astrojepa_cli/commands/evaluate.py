@@ -219,7 +219,7 @@ def probe(
                                                                         tta=tta),
                             classes, probed, fresh_encoder, store_path, resolved, stretch)
 
-    protocol = request.protocol + ("-d4" if tta == "d4" else "")
+    protocol = request.protocol + feature_extraction.tta_suffix(tta)
     if snapshots:
         protocol += "-snapshots"
         result = probe_snapshots(run, score, "balanced_accuracy", max_snapshots)
@@ -259,7 +259,7 @@ def anomalies(
     run, data_name, store_path, features = _run_features(run_ref, data, root, device, tta)
     result = anomaly_search.find_anomalies(features, store_path, store.read_info(store_path).classes, scorer, k, top,
                                            run.dir / "anomalies" / f"{data_name}-{scorer}", eval_class, seed)
-    run.add_evaluation(f"{data_name}/anomalies-{scorer}" + ("-d4" if tta == "d4" else ""),
+    run.add_evaluation(f"{data_name}/anomalies-{scorer}{feature_extraction.tta_suffix(tta)}",
                        {**result, "top": len(result["top"])})
 
     def human() -> None:

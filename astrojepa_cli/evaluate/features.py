@@ -59,6 +59,11 @@ def check_tta(tta: str) -> None:
         raise UserError(f"--tta must be one of {', '.join(TTAS)} (got {tta})")
 
 
+def tta_suffix(tta: str) -> str:
+    """The suffix of the protocol key an evaluation is recorded under (``linear-d4``)."""
+    return "" if tta == "none" else f"-{tta}"
+
+
 def run_stretch(manifest: dict) -> str:
     """The intensity stretch a run was trained with (``none`` for runs that predate stretches)."""
     return manifest.get("config", {}).get("stretch") or "none"
