@@ -2,38 +2,59 @@
 
 Ours is the real ``astrojepa pretrain`` loop (library call, same code path as the
 CLI): the store sits on the device as uint8, views are made in batch on the
-device, one encoder call per view resolution.
+device, one encoder call per view resolution, a convolutional encoder runs
+channels-last and AdamW is fused.
 
 The reference is what a straightforward PyTorch script does: the same timm
-encoder, projector and LeJEPA loss, but views made per sample by torchvision
-transforms inside a ``Dataset`` and batched by a ``DataLoader``, each view
-encoded by its own call.
+encoder, projector and LeJEPA loss under the same precision, but views made per
+sample by torchvision transforms inside a ``Dataset`` and batched by a
+``DataLoader``, each view encoded by its own call, and a default AdamW. It exists
+for LeJEPA only; other losses are measured without it.
+
+``--repeats R`` measures the two loops R times, alternating which goes first, and
+reports medians, so drift in a shared machine's speed hits both. ``--mfu`` adds
+model FLOPs utilisation: the FLOPs of one training step (forward and backward,
+counted by ``torch.utils.flop_counter``) times our steps/s, over the device's peak.
 
 Usage::
 
-    python benchmarks/throughput.py --data gz1 --archs vit-t,resnet18 --steps 12
-    python benchmarks/throughput.py --data gz1 --device cuda --archs vit-s --img-size 224 --mfu
+    python benchmarks/throughput.py --data gz1-48 --archs vit-t,resnet18 --steps 10 --repeats 3
+    python benchmarks/throughput.py --data g10-sized --device cuda --archs vit-s --patch-size 16 \\
+        --img-size 224 --local-size 96 --losses lejepa,ijepa --batch-size 256 --mfu
 
-Prints a markdown table (images/s, peak memory, speed-up over the reference).
+Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
 from astrojepa_cli import paths, runs
 from astrojepa_cli.data import store
 from astrojepa_cli.train.config import PretrainConfig
-from astrojepa_cli.train.loop import build_objective, pretrain
+from astrojepa_cli.train.loop import autocast_for, build_objective, pretrain, to_training_layout
 from registry.losses import lejepa_prediction_loss
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s, matched against
+# torch.cuda.get_device_name(); the first matching entry wins. --peak-tflops overrides.
+BF16_PEAK_TFLOPS = (
+    ("H200", 989.4),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),  # SXM (HBM3)
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+)
 
 
 class PerSampleViews(Dataset):
@@ -81,6 +102,7 @@ def reference_throughput(config: PretrainConfig, store_path: Path, device: torch
     batches = iter(loader)
     for step in range(steps + 2):
         if step == 2:  # exclude warm-up steps, as ours does through its own first log window
+            _synchronise(device)
             started = time.perf_counter()
         fetch_started = time.perf_counter()
         batch = next(batches, None)
@@ -91,7 +113,8 @@ def reference_throughput(config: PretrainConfig, store_path: Path, device: torch
         if started is not None:
             data_seconds += time.perf_counter() - fetch_started
         views = [v.to(device) for v in global_views + local_views]
-        projections = torch.stack([objective.projector(objective.encoder(v)) for v in views])
+        with autocast_for(device, config.precision):
+            projections = torch.stack([objective.projector(objective.encoder(v)) for v in views]).float()
         prediction = lejepa_prediction_loss(projections, config.global_views)
         regulariser = torch.stack([objective.sigreg(p, step=step) for p in projections]).mean()
         loss = (1 - config.lam) * prediction + config.lam * regulariser
@@ -100,16 +123,86 @@ def reference_throughput(config: PretrainConfig, store_path: Path, device: torch
         optimizer.zero_grad(set_to_none=True)
         if started is not None:
             timed_images += config.batch_size
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _synchronise(device)
     elapsed = time.perf_counter() - started
     return timed_images / elapsed, data_seconds / elapsed
 
 
+def ours_throughput(config: PretrainConfig, root: Path | None) -> float:
+    """Steady images/s of the real pretraining loop (its first, warm-up log window excluded)."""
+    run_dir = Path(pretrain(config, root=root, progress=False).run_dir)
+    return runs.steady_images_per_second(run_dir / "metrics.jsonl")
+
+
+def training_flops_per_image(config: PretrainConfig, store_path: Path, device: torch.device) -> float:
+    """FLOPs of one forward and backward pass of the objective, per image of the batch.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions and
+    attention; elementwise work is not counted, as is usual for MFU).
+    """
+    info = store.read_info(store_path)
+    img_size = config.img_size or info.image_shape[0]
+    objective = to_training_layout(build_objective(config.with_method_defaults(), info.channels, img_size), device)
+    images = torch.randn(config.batch_size, info.channels, img_size, img_size, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    with FlopCounterMode(display=False) as counter:
+        with autocast_for(device, config.precision):
+            loss = objective(images, 0, generator)["loss"]
+        loss.backward()
+    return counter.get_total_flops() / config.batch_size
+
+
+def peak_tflops(device: torch.device, override: float | None) -> tuple[float, str] | None:
+    """The device's peak TFLOP/s and where it comes from: ``override``, else a known GPU's data sheet."""
+    if override is not None:
+        return override, "given"
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next(((peak, "bf16 data sheet") for key, peak in BF16_PEAK_TFLOPS if key in name), None)
+
+
+def measured_matmul_tflops(device: torch.device, precision: str, size: int = 2048, windows: int = 8,
+                           window_seconds: float = 0.3) -> float:
+    """TFLOP/s of large square matrix products on ``device`` in the training precision: the best of ``windows``.
+
+    A CPU has no data-sheet peak to hand, so its ceiling is what its BLAS reaches on
+    the friendliest workload there is, at the machine's best moment; a training
+    step's matmuls and convolutions cannot do better.
+    """
+    dtype = torch.bfloat16 if precision == "bf16" or (precision == "auto" and device.type == "cuda") else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b  # warm-up
+    best = 0.0
+    for _ in range(windows):
+        _synchronise(device)
+        products, started = 0, time.perf_counter()
+        while time.perf_counter() - started < window_seconds:
+            a @ b
+            products += 1
+            _synchronise(device)
+        best = max(best, products * 2 * size**3 / (time.perf_counter() - started) / 1e12)
+    return best
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _spread(values: list[float], digits: int, suffix: str = "") -> str:
+    """Median, with the range when there are several values."""
+    median = f"{statistics.median(values):.{digits}f}{suffix}"
+    if len(values) == 1:
+        return median
+    return f"{median} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
 def main() -> None:
@@ -118,33 +211,65 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--archs", default="vit-t,resnet18")
     parser.add_argument("--losses", default="lejepa")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=12, help="Timed steps per measurement (after 2 warm-up steps).")
+    parser.add_argument("--repeats", type=int, default=1, help="Measurements of each loop, alternating their order.")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--img-size", type=int, default=None)
+    parser.add_argument("--patch-size", type=int, default=None)
+    parser.add_argument("--global-size", type=int, default=None)
+    parser.add_argument("--local-size", type=int, default=None)
     parser.add_argument("--local-views", type=int, default=6)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--precision", default="auto", help="Ours and the reference alike.")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model (the reference stays eager).")
+    parser.add_argument("--mfu", action="store_true", help="Also report model FLOPs utilisation.")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="The device's peak TFLOP/s for --mfu (default: looked up for known GPUs).")
     args = parser.parse_args()
     store_path = paths.existing_store(args.data, args.root)
     device = torch.device(args.device)
-    print(f"device: {device}, data: {args.data}, batch {args.batch_size}, {args.steps} timed steps each")
+    peak = peak_tflops(device, args.peak_tflops) if args.mfu else None
+    if args.mfu and peak is None:
+        peak = measured_matmul_tflops(device, args.precision), "measured matmul"
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}, data: {args.data}, "
+          f"batch {args.batch_size}, {args.steps} timed steps, {args.repeats} repeat(s), precision {args.precision}")
+    if peak is not None:
+        print(f"MFU against {peak[0]:.3g} TFLOP/s ({peak[1]})")
     print("| arch | loss | reference img/s | reference data share | astrojepa img/s | speed-up | "
-          "peak memory MiB (process) |")
-    print("|---|---|---|---|---|---|---|")
+          "peak memory MiB (process) | MFU reference | MFU astrojepa |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    sizes = {name: getattr(args, name) for name in ("img_size", "patch_size", "global_size", "local_size")
+             if getattr(args, name) is not None}
     for arch in args.archs.split(","):
         for loss in args.losses.split(","):
-            config = PretrainConfig(data=args.data, arch=arch, loss=loss, batch_size=args.batch_size,
-                                    img_size=args.img_size, local_views=args.local_views, device=args.device,
+            config = PretrainConfig(data=args.data, arch=arch, loss=loss, batch_size=args.batch_size, **sizes,
+                                    local_views=args.local_views, device=args.device,
                                     max_steps=args.steps + 2, log_every=2, epochs=1000,
                                     precision=args.precision, compile=args.compile)
-            reference, data_share = reference_throughput(config, store_path, device, args.steps)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            run_dir = Path(pretrain(config, root=args.root, progress=False).run_dir)
-            ours = runs.steady_images_per_second(run_dir / "metrics.jsonl")
-            print(f"| {arch} | {loss} | {reference:.1f} | {data_share:.0%} | {ours:.1f} | {ours / reference:.2f}x | "
-                  f"{peak_memory_mib(device):.0f} |", flush=True)
+            with_reference = loss == "lejepa"
+            references, ours = [], []
+            for repeat in range(args.repeats):
+                if with_reference and repeat % 2 == 0:
+                    references.append(reference_throughput(config, store_path, device, args.steps))
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                ours.append(ours_throughput(config, args.root))
+                if with_reference and repeat % 2 == 1:
+                    references.append(reference_throughput(config, store_path, device, args.steps))
+            memory = peak_memory_mib(device)
+            if with_reference:
+                rates = [rate for rate, _ in references]
+                shares = [100 * share for _, share in references]
+                cells = [_spread(rates, 1), _spread(shares, 0, "%"),
+                         _spread(ours, 1), _spread([o / r for o, r in zip(ours, rates)], 2, "x")]
+            else:
+                cells = ["n/a", "n/a", _spread(ours, 1), "n/a"]
+            utilisation = ["n/a", "n/a"]
+            if peak is not None:
+                flops = training_flops_per_image(config, store_path, device) / (peak[0] * 1e12)
+                utilisation = [f"{statistics.median(rates) * flops:.1%}" if with_reference else "n/a",
+                               f"{statistics.median(ours) * flops:.1%}"]
+            print(f"| {arch} | {loss} | {' | '.join(cells)} | {memory:.0f} | {' | '.join(utilisation)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ import pytest
 import torch
 
 import registry
+from astrojepa_cli.train.checkpoint import load_checkpoint, save_checkpoint
+from astrojepa_cli.train.config import PretrainConfig
+from astrojepa_cli.train.loop import build_objective, build_optimizer, to_training_layout
 from registry.losses import lejepa
 from tests.conftest import TINY_PRETRAIN
 
@@ -135,3 +138,36 @@ def test_bad_config_key_is_a_one_line_error(cli, blob_store, tmp_path):
     config.write_text('{"epochz": 3}')
     result = cli("pretrain", "--data", "blobs", "--config", str(config), expect=2)
     assert result.stderr.strip() == f"error: unknown key(s) in {config}: epochz"
+
+
+def test_channels_last_cnn_with_fused_adamw_resumes_exactly(tmp_path):
+    """A CNN trains channels-last with fused AdamW; a checkpoint restores its optimiser state in that layout."""
+    config = PretrainConfig(data="blobs", arch="resnet18", loss="simclr", img_size=16).with_method_defaults()
+    cpu = torch.device("cpu")
+    images = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+    def fresh():
+        torch.manual_seed(0)
+        objective = to_training_layout(build_objective(config, 3, 16), cpu)
+        return objective, build_optimizer(objective, config, cpu)
+
+    def train_step(objective, optimizer, step):
+        objective(images, step, torch.Generator().manual_seed(step))["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    uninterrupted, uninterrupted_optimizer = fresh()
+    stem = uninterrupted.encoder.backbone.conv1.weight
+    assert stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
+    assert uninterrupted_optimizer.defaults["fused"]
+    for step in range(2):
+        train_step(uninterrupted, uninterrupted_optimizer, step)
+    save_checkpoint(tmp_path, {"objective": uninterrupted}, {"objective": uninterrupted_optimizer}, 2, {})
+
+    resumed, resumed_optimizer = fresh()
+    load_checkpoint(tmp_path, {"objective": resumed}, {"objective": resumed_optimizer}, cpu)
+    for step in (2, 3):
+        train_step(uninterrupted, uninterrupted_optimizer, step)
+        train_step(resumed, resumed_optimizer, step)
+    for (name, expected), actual in zip(uninterrupted.named_parameters(), resumed.parameters()):
+        assert torch.allclose(actual, expected, atol=1e-6), name

@@ -76,4 +76,19 @@ def load_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimize
         module.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")})
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(_unflatten_optimizer(f"optimizer.{name}", tensors, described["optimizers"][name]))
+        _match_parameter_layout(optimizer)
     return described
+
+
+def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each restored state tensor its parameter's memory layout (e.g. channels-last).
+
+    safetensors stores contiguous tensors, and a fused optimiser walks a parameter
+    and its state as flat buffers, so a layout mismatch would silently mix elements.
+    """
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for slot, value in state.items():
+                if torch.is_tensor(value) and value.shape == parameter.shape and value.stride() != parameter.stride():
+                    state[slot] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
