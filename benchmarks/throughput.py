@@ -14,7 +14,8 @@ for LeJEPA only; other losses are measured without it.
 ``--repeats R`` measures the two loops R times, alternating which goes first, and
 reports medians, so drift in a shared machine's speed hits both. ``--mfu`` adds
 model FLOPs utilisation: the FLOPs of one training step (forward and backward,
-counted by ``torch.utils.flop_counter``) times our steps/s, over the device's peak.
+counted by ``torch.utils.flop_counter``) times our steps/s, over the device's peak:
+a GPU's data-sheet bf16 peak, or ``--peak-tflops`` (a CPU's cores x FLOPs per cycle x clock).
 
 Usage::
 
@@ -162,30 +163,6 @@ def peak_tflops(device: torch.device, override: float | None) -> tuple[float, st
     return next(((peak, "bf16 data sheet") for key, peak in BF16_PEAK_TFLOPS if key in name), None)
 
 
-def measured_matmul_tflops(device: torch.device, precision: str, size: int = 2048, windows: int = 8,
-                           window_seconds: float = 0.3) -> float:
-    """TFLOP/s of large square matrix products on ``device`` in the training precision: the best of ``windows``.
-
-    A CPU has no data-sheet peak to hand, so its ceiling is what its BLAS reaches on
-    the friendliest workload there is, at the machine's best moment; a training
-    step's matmuls and convolutions cannot do better.
-    """
-    dtype = torch.bfloat16 if precision == "bf16" or (precision == "auto" and device.type == "cuda") else torch.float32
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b  # warm-up
-    best = 0.0
-    for _ in range(windows):
-        _synchronise(device)
-        products, started = 0, time.perf_counter()
-        while time.perf_counter() - started < window_seconds:
-            a @ b
-            products += 1
-            _synchronise(device)
-        best = max(best, products * 2 * size**3 / (time.perf_counter() - started) / 1e12)
-    return best
-
-
 def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -230,7 +207,7 @@ def main() -> None:
     device = torch.device(args.device)
     peak = peak_tflops(device, args.peak_tflops) if args.mfu else None
     if args.mfu and peak is None:
-        peak = measured_matmul_tflops(device, args.precision), "measured matmul"
+        parser.error(f"no data-sheet peak known for {device}; pass --peak-tflops")
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}, data: {args.data}, "
           f"batch {args.batch_size}, {args.steps} timed steps, {args.repeats} repeat(s), precision {args.precision}")
     if peak is not None:

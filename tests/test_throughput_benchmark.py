@@ -39,4 +39,12 @@ def test_galaxy10_sized_file_imports_as_a_store(cli, blob_store, home, tmp_path)
     _run(home, "galaxy10_sized.py", "--data", blob_store, "--out", str(target), "--count", "130", "--size", "24")
     info = cli.json("fetch-data", "h5", str(target), "--name", "g10-sized", "--size", "24")
     assert info["n_images"] == 130
-    assert info["image_shape"] == [24, 24, 1]
+    assert info["image_shape"] == [24, 24, 1] and info["dtype"] == "uint8"
+
+
+def test_engine_options_compares_layouts_in_one_run(home):
+    out = _run(home, "engine_options.py", "--archs", "resnet18", "--img-size", "16", "--batch-size", "8",
+               "--rounds", "2", "--steps-per-round", "1")
+    row = next(line for line in out.splitlines() if line.startswith("| resnet18"))
+    default, engine, speed_up = (cell.strip() for cell in row.split("|")[2:5])
+    assert float(speed_up.rstrip("x")) == float(f"{float(default) / float(engine):.2f}")
