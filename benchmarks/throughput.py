@@ -213,7 +213,7 @@ def main() -> None:
     if peak is not None:
         print(f"MFU against {peak[0]:.3g} TFLOP/s ({peak[1]})")
     print("| arch | loss | reference img/s | reference data share | astrojepa img/s | speed-up | "
-          "peak memory MiB (process) | MFU reference | MFU astrojepa |")
+          "peak memory MiB (ours; CPU: process RSS) | MFU reference | MFU astrojepa |")
     print("|---|---|---|---|---|---|---|---|---|")
     sizes = {name: getattr(args, name) for name in ("img_size", "patch_size", "global_size", "local_size")
              if getattr(args, name) is not None}
@@ -224,27 +224,25 @@ def main() -> None:
                                     max_steps=args.steps + 2, log_every=2, epochs=1000,
                                     precision=args.precision, compile=args.compile)
             with_reference = loss == "lejepa"
-            references, ours = [], []
+            references, ours, memory = [], [], 0.0
             for repeat in range(args.repeats):
                 if with_reference and repeat % 2 == 0:
                     references.append(reference_throughput(config, store_path, device, args.steps))
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 ours.append(ours_throughput(config, args.root))
+                memory = max(memory, peak_memory_mib(device))
                 if with_reference and repeat % 2 == 1:
                     references.append(reference_throughput(config, store_path, device, args.steps))
-            memory = peak_memory_mib(device)
-            if with_reference:
-                rates = [rate for rate, _ in references]
-                shares = [100 * share for _, share in references]
-                cells = [_spread(rates, 1), _spread(shares, 0, "%"),
-                         _spread(ours, 1), _spread([o / r for o, r in zip(ours, rates)], 2, "x")]
-            else:
-                cells = ["n/a", "n/a", _spread(ours, 1), "n/a"]
+            rates = [rate for rate, _ in references]
+            cells = ["n/a", "n/a", _spread(ours, 1), "n/a"]
             utilisation = ["n/a", "n/a"]
+            if rates:
+                cells = [_spread(rates, 1), _spread([100 * share for _, share in references], 0, "%"),
+                         _spread(ours, 1), _spread([o / r for o, r in zip(ours, rates)], 2, "x")]
             if peak is not None:
                 flops = training_flops_per_image(config, store_path, device) / (peak[0] * 1e12)
-                utilisation = [f"{statistics.median(rates) * flops:.1%}" if with_reference else "n/a",
+                utilisation = [f"{statistics.median(rates) * flops:.1%}" if rates else "n/a",
                                f"{statistics.median(ours) * flops:.1%}"]
             print(f"| {arch} | {loss} | {' | '.join(cells)} | {memory:.0f} | {' | '.join(utilisation)} |", flush=True)
 
