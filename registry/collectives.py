@@ -3,6 +3,10 @@
 Losses whose value depends on the whole batch (SIGReg's characteristic
 function, NT-Xent's negatives, VICReg's covariance) use these so that a run on
 W processes computes the loss of the global batch.
+
+The two autograd functions call the plain ``torch.distributed`` collectives,
+which every backend (gloo, NCCL) and every supported torch version has; the
+backward of each follows from the forward by the chain rule over ranks.
 """
 
 from __future__ import annotations
@@ -21,22 +25,56 @@ def world_rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """y = Σ_r x_r on every rank. Every rank's loss depends on y, so ∂L/∂x_r = Σ_k ∂L_k/∂y."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor) -> torch.Tensor:
+        total = values.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+
+class _ConcatOverRanks(torch.autograd.Function):
+    """y = [x_0; x_1; …] on every rank. ∂L/∂x_r is rank r's block of Σ_k ∂L_k/∂y."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor) -> torch.Tensor:
+        values = values.contiguous()
+        blocks = [torch.empty_like(values) for _ in range(world_size())]
+        dist.all_gather(blocks, values)
+        ctx.rows = values.shape[0]
+        return torch.cat(blocks)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        start = world_rank() * ctx.rows
+        return total[start : start + ctx.rows]
+
+
 def world_mean(values: torch.Tensor) -> torch.Tensor:
     """Average ``values`` over ranks, keeping the autograd graph."""
     if world_size() == 1:
         return values
-    from torch.distributed.nn.functional import all_reduce
-
-    return all_reduce(values, op=dist.ReduceOp.SUM) / world_size()
+    return _SumOverRanks.apply(values) / world_size()
 
 
 def world_cat(values: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's ``values`` along dim 0 (rank order), keeping the autograd graph."""
+    """Concatenate every rank's ``values`` along dim 0 (rank order), keeping the autograd graph.
+
+    Every rank must pass the same shape; the training loop's even shards guarantee it.
+    """
     if world_size() == 1:
         return values
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(values))
+    return _ConcatOverRanks.apply(values)
 
 
 def world_min(value: int, device: torch.device | str = "cpu") -> int:
