@@ -25,20 +25,23 @@ def world_rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def _summed(values: torch.Tensor) -> torch.Tensor:
+    """A new tensor holding Σ_r values_r over ranks (``values`` is left as it is)."""
+    total = values.contiguous().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total
+
+
 class _SumOverRanks(torch.autograd.Function):
     """y = Σ_r x_r on every rank. Every rank's loss depends on y, so ∂L/∂x_r = Σ_k ∂L_k/∂y."""
 
     @staticmethod
     def forward(ctx, values: torch.Tensor) -> torch.Tensor:
-        total = values.clone()
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total
+        return _summed(values)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        total = grad.contiguous().clone()
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total
+        return _summed(grad)
 
 
 class _ConcatOverRanks(torch.autograd.Function):
@@ -54,10 +57,8 @@ class _ConcatOverRanks(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        total = grad.contiguous().clone()
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)
         start = world_rank() * ctx.rows
-        return total[start : start + ctx.rows]
+        return _summed(grad)[start : start + ctx.rows]
 
 
 def world_mean(values: torch.Tensor) -> torch.Tensor:
