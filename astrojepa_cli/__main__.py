@@ -1,3 +1,3 @@
-from astrojepa_cli.app import main
+from astrojepa_cli.launcher import main
 
 main()

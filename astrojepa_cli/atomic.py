@@ -37,10 +37,13 @@ def commit(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def disk_full_error(exc: OSError, target: Path) -> UserError | None:
+def disk_full_error(exc: BaseException, target: Path) -> UserError | None:
     """The one-line error for a full disk, or None if ``exc`` is something else."""
-    # h5py reports a full disk as an OSError without errno, naming it in the message.
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "No space left" in str(exc):
+    # h5py reports a full disk as an OSError without errno, and safetensors as its own error type
+    # ("I/O error: No space left on device (os error 28)"); both name it in the message.
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
+        sign in str(exc) for sign in ("No space left", "Disk quota exceeded", "File too large"))
+    if full:
         return UserError(f"disk full while writing {target}; the previous version is intact")
     return None
 
@@ -52,7 +55,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         commit(tmp, target)
-    except OSError as exc:
+    except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise (disk_full_error(exc, target) or exc) from exc
     except BaseException:

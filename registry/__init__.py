@@ -6,11 +6,17 @@ callable) in the entry-point group ``astrojepa.plugins``; loading that entry
 point is expected to call :func:`register`, or it may return/be a factory that
 carries ``__plugin_kind__`` and ``__plugin_name__`` attributes.
 
+A plugin may not take a name that is already registered unless it asks with
+``register(..., override=True)``. An entry point that fails to load (an import
+error, a refused name) is skipped with a warning and listed by :func:`broken`,
+so one broken package does not break every command.
+
 Public API relied upon by the CLI and by users::
 
     registry.names("loss")                  -> ["ijepa", "lejepa", ...]
     registry.create("loss", "sigreg", num_slices=256)
     registry.describe("encoder")            -> {name: one-line description}
+    registry.broken()                       -> {entry point: why it did not load}
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -49,17 +56,24 @@ class Plugin:
 
 
 _plugins: dict[str, dict[str, Plugin]] = {kind: {} for kind in KINDS}
+_broken: dict[str, str] = {}
 _loaded = False
+log = logging.getLogger("registry")
 
 
-def register(kind: str, name: str, description: str | None = None):
+def register(kind: str, name: str, description: str | None = None, override: bool = False):
     """Decorator that registers ``factory`` as plugin ``name`` of ``kind``.
 
-    The description defaults to the first line of the factory's docstring.
+    The description defaults to the first line of the factory's docstring. A name
+    already taken (a built-in's, say) is refused unless ``override`` is true.
     """
     _check_kind(kind)
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        taken = _plugins[kind].get(name)
+        if taken is not None and taken.factory is not factory and not override:
+            raise PluginError(f"{kind} '{name}' is already registered by {taken.factory.__module__}; "
+                              "pass override=True to register() to replace it")
         doc = description or (inspect.getdoc(factory) or "").split("\n")[0]
         _plugins[kind][name] = Plugin(kind, name, factory, doc)
         return factory
@@ -99,6 +113,12 @@ def describe(kind: str) -> dict[str, str]:
     return {name: get(kind, name).description for name in names(kind)}
 
 
+def broken() -> dict[str, str]:
+    """Entry points of ``astrojepa.plugins`` that failed to load, with the reason for each."""
+    _load_all()
+    return dict(_broken)
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise UnknownPluginError(f"unknown plugin kind '{kind}'. Valid kinds: {', '.join(KINDS)}")
@@ -112,7 +132,11 @@ def _load_all() -> None:
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = entry.load()
-        kind = getattr(loaded, "__plugin_kind__", None)
-        if kind is not None:
-            register(kind, getattr(loaded, "__plugin_name__", entry.name))(loaded)
+        try:
+            loaded = entry.load()
+            kind = getattr(loaded, "__plugin_kind__", None)
+            if kind is not None:
+                register(kind, getattr(loaded, "__plugin_name__", entry.name))(loaded)
+        except Exception as exc:  # a third party's bug must not break every command
+            _broken[entry.name] = f"{entry.value}: {exc.__class__.__name__}: {exc}"
+            log.warning("plugin '%s' failed to load and is skipped (%s)", entry.name, _broken[entry.name])

@@ -6,8 +6,9 @@ optionally keeping only a subset of patches, which I-JEPA's context encoder need
 
 The timm architecture name and its keyword arguments travel with the weights
 (see :attr:`Encoder.timm_spec`), so ``timm.create_model(**spec)`` can rebuild the
-network. ``resnet15_gn`` is registered with timm by :mod:`registry.resnet15`,
-which this module imports; every other architecture is stock timm.
+network. ``resnet15_gn`` and the small-input ResNet-18s are registered with timm by
+:mod:`registry.resnet15` and :mod:`registry.small_resnet`, which this module
+imports; every other architecture is stock timm.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 
 from registry import PluginError, register
 from registry import resnet15 as _resnet15  # noqa: F401  (registers timm model "resnet15_gn")
+from registry import small_resnet as _small_resnet  # noqa: F401  (registers "resnet18_small_w16", ...)
 
 
 class Encoder(nn.Module):
@@ -26,6 +28,8 @@ class Encoder(nn.Module):
     def __init__(self, timm_name: str, **timm_kwargs) -> None:
         super().__init__()
         self.timm_spec = {"model_name": timm_name, **timm_kwargs}
+        # The image size it is trained and evaluated at; set by ``pretrain`` and kept in the encoder file.
+        self.input_size: int | None = timm_kwargs.get("img_size")
         self.backbone = timm.create_model(timm_name, pretrained=False, num_classes=0, **timm_kwargs)
         self.embed_dim = int(self.backbone.num_features)
         self.in_chans = int(timm_kwargs.get("in_chans", 3))
@@ -126,3 +130,24 @@ def convnextv2_nano(img_size: int = 64, in_chans: int = 3, drop_path_rate: float
     if img_size < 32:
         raise PluginError(f"convnextv2-nano downsamples by 32 and needs --img-size >= 32, got {img_size}")
     return Encoder("convnextv2_nano", in_chans=in_chans, drop_path_rate=drop_path_rate)
+
+
+def _small_resnet18(width: int):
+    def factory(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
+        return Encoder(f"resnet18_small_w{width}", in_chans=in_chans, drop_path_rate=drop_path_rate)
+
+    factory.__doc__ = (f"ResNet-18 for small cutouts: 3×3 stride-1 stem, no max-pool, widths {width}–{8 * width} "
+                       f"({8 * width}-d embedding).")
+    return factory
+
+
+for _width in (16, 32, 64):
+    register("encoder", f"resnet18-w{_width}")(_small_resnet18(_width))
+
+
+@register("encoder", "convnext-atto")
+def convnext_atto(img_size: int = 64, in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
+    """ConvNeXt-Atto (timm; 3.4M parameters), 320-d embedding; needs images of at least 32 px."""
+    if img_size < 32:
+        raise PluginError(f"convnext-atto downsamples by 32 and needs --img-size >= 32, got {img_size}")
+    return Encoder("convnext_atto", in_chans=in_chans, drop_path_rate=drop_path_rate)

@@ -2,8 +2,9 @@
 
 Every factory here is a registered plugin. ``pretrain`` passes each objective
 the options it accepts among: ``encoder``, ``lam``, ``global_views``,
-``local_views``, ``global_size``, ``local_size``, ``masker``, ``ema``,
-``img_size`` and ``pred_loss``. The math lives in the modules imported below.
+``local_views``, ``global_size``, ``local_size``, ``global_scale``,
+``local_scale``, ``augment``, ``proj_dim``, ``proj_hidden``, ``proj_depth``,
+``temperature``, ``masker``, ``ema``, ``img_size`` and ``pred_loss``. The math lives in the modules imported below.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from registry.objective import Objective
 from registry.projector import mlp_projector
 from registry.sigreg import SIGReg
 from registry.two_view import SimCLR, VICReg
-from registry.views import ViewSpec, random_views
+from registry.views import Augment, ViewSpec, random_views
+
+
+# SimCLR's learnable temperature starts here (the value of MoCo v2 and CLIP).
+LEARNT_TEMPERATURE_START = 0.07
 
 
 @register("loss", "sigreg")
@@ -56,8 +61,9 @@ class LeJEPA(Objective):
         local_scale: tuple[float, float],
         proj_dim: int,
         proj_hidden: int,
+        proj_depth: int,
         num_slices: int,
-        noise_std: float,
+        augment: Augment,
     ) -> None:
         super().__init__()
         if not 0.0 <= lam <= 1.0:
@@ -66,11 +72,11 @@ class LeJEPA(Objective):
             raise ValueError("LeJEPA needs at least one global view")
         self.encoder = encoder
         self.lam = lam
-        self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim)
+        self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim, proj_depth)
         self.sigreg = SIGReg(num_slices=num_slices)
-        self.view_specs = [ViewSpec(global_views, global_size, global_scale, noise_std=noise_std)]
+        self.view_specs = [ViewSpec(global_views, global_size, global_scale, augment=augment)]
         if local_views > 0:
-            self.view_specs.append(ViewSpec(local_views, local_size, local_scale, noise_std=noise_std))
+            self.view_specs.append(ViewSpec(local_views, local_size, local_scale, augment=augment))
         self.global_views = global_views
 
     def forward(self, images: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -97,13 +103,14 @@ def lejepa(
     local_scale: tuple[float, float] = (0.05, 0.3),
     proj_dim: int = 128,
     proj_hidden: int = 512,
+    proj_depth: int = 3,
     num_slices: int = 1024,
-    noise_std: float = 0.0,
+    augment: Augment | None = None,
 ) -> LeJEPA:
     """LeJEPA (Balestriero & LeCun 2025): global/local multi-view prediction + SIGReg, weight lam."""
     return LeJEPA(
         encoder, lam, global_views, local_views, global_size, local_size, tuple(global_scale), tuple(local_scale),
-        proj_dim, proj_hidden, num_slices, noise_std,
+        proj_dim, proj_hidden, proj_depth, num_slices, augment or Augment(),
     )
 
 
@@ -150,12 +157,14 @@ def simclr(
     global_scale: tuple[float, float] = (0.3, 1.0),
     proj_hidden: int = 512,
     proj_dim: int = 128,
-    temperature: float = 0.07,
-    noise_std: float = 0.0,
+    proj_depth: int = 3,
+    temperature: float | None = None,
+    augment: Augment | None = None,
 ) -> SimCLR:
-    """SimCLR (Chen et al. 2020): NT-Xent over 2N views, learnable temperature (0.07), 128-d projection."""
-    return SimCLR(encoder, ViewSpec(2, global_size, tuple(global_scale), noise_std=noise_std), proj_hidden, proj_dim,
-                  temperature)
+    """SimCLR (Chen et al. 2020): NT-Xent over 2N views, 128-d projection; temperature learnt from 0.07, or fixed."""
+    views = ViewSpec(2, global_size, tuple(global_scale), augment=augment or Augment())
+    return SimCLR(encoder, views, proj_hidden, proj_dim, LEARNT_TEMPERATURE_START if temperature is None else temperature,
+                  learn_temperature=temperature is None, proj_depth=proj_depth)
 
 
 @register("loss", "vicreg")
@@ -165,9 +174,10 @@ def vicreg(
     global_scale: tuple[float, float] = (0.3, 1.0),
     proj_hidden: int = 1024,
     proj_dim: int = 1024,
+    proj_depth: int = 3,
     weights: tuple[float, float, float] = (25.0, 25.0, 1.0),
-    noise_std: float = 0.0,
+    augment: Augment | None = None,
 ) -> VICReg:
     """VICReg (Bardes et al. 2022): invariance + variance + covariance terms, weights 25/25/1 (baseline)."""
-    return VICReg(encoder, ViewSpec(2, global_size, tuple(global_scale), noise_std=noise_std), proj_hidden, proj_dim,
-                  tuple(weights))
+    views = ViewSpec(2, global_size, tuple(global_scale), augment=augment or Augment())
+    return VICReg(encoder, views, proj_hidden, proj_dim, tuple(weights), proj_depth=proj_depth)

@@ -23,12 +23,13 @@ MIN_TEMPERATURE = 0.01
 class TwoViewObjective(Objective):
     """Views (random resized crop, flip, 90° rotation) -> encoder -> MLP projector -> :meth:`criterion`."""
 
-    def __init__(self, encoder: nn.Module, views: ViewSpec, proj_hidden: int, proj_dim: int) -> None:
+    def __init__(self, encoder: nn.Module, views: ViewSpec, proj_hidden: int, proj_dim: int,
+                 proj_depth: int = 3) -> None:
         super().__init__()
         if views.count != 2:
             raise ValueError(f"a two-view objective needs 2 views per image, not {views.count}")
         self.encoder = encoder
-        self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim)
+        self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim, proj_depth)
         self.views = views
 
     def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -42,16 +43,21 @@ class TwoViewObjective(Objective):
 
 
 class SimCLR(TwoViewObjective):
-    r"""SimCLR: NT-Xent between the two views' projections with a learnable temperature.
+    r"""SimCLR: NT-Xent between the two views' projections, with a fixed or a learnable temperature.
 
-    The temperature is learnt as :math:`\log\tau` (initial :math:`\tau = 0.07`) and
-    kept above 0.01 so the logits stay bounded.
+    A learnable temperature is learnt as :math:`\log\tau` from ``temperature`` and
+    kept above 0.01 so the logits stay bounded; a fixed one (SimCLR's own choice,
+    e.g. 0.1–0.5) is a buffer.
     """
 
     def __init__(self, encoder: nn.Module, views: ViewSpec, proj_hidden: int, proj_dim: int,
-                 temperature: float) -> None:
-        super().__init__(encoder, views, proj_hidden, proj_dim)
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
+                 temperature: float, learn_temperature: bool = True, proj_depth: int = 3) -> None:
+        super().__init__(encoder, views, proj_hidden, proj_dim, proj_depth)
+        log_temperature = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(log_temperature)
+        else:
+            self.register_buffer("log_temperature", log_temperature)
 
     def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
         temperature = self.log_temperature.exp().clamp(min=MIN_TEMPERATURE)
@@ -63,8 +69,8 @@ class VICReg(TwoViewObjective):
     r"""VICReg: :math:`\lambda s + \mu v + \nu c` on the two views' projections (defaults 25, 25, 1)."""
 
     def __init__(self, encoder: nn.Module, views: ViewSpec, proj_hidden: int, proj_dim: int,
-                 weights: tuple[float, float, float]) -> None:
-        super().__init__(encoder, views, proj_hidden, proj_dim)
+                 weights: tuple[float, float, float], proj_depth: int = 3) -> None:
+        super().__init__(encoder, views, proj_hidden, proj_dim, proj_depth)
         self.weights = dict(zip(("invariance", "variance", "covariance"), weights))
 
     def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:

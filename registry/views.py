@@ -1,9 +1,12 @@
 """Batched, on-device view generation with astronomy-safe augmentations.
 
-A view is a random resized crop, a random flip and a random rotation by a
-multiple of 90°, composed into one affine map per sample and applied with a
-single ``grid_sample`` call for the whole batch. There is no per-sample Python
-and no colour jitter: colour (flux ratios between bands) is physical.
+A view is a random resized crop, a random flip and a random rotation (by a
+multiple of 90°, or by any angle), optionally shifted by a small translation,
+composed into one affine map per sample and applied with a single
+``grid_sample`` call for the whole batch. Optional photometric steps follow, in
+this order: a PSF-like Gaussian blur, a flux scaling of the source above the sky
+level, and Gaussian pixel noise. There is no per-sample Python and no colour
+jitter: colour (flux ratios between bands) is physical.
 """
 
 from __future__ import annotations
@@ -15,6 +18,27 @@ import torch
 import torch.nn.functional as F
 
 
+ROTATIONS = ("quarter", "continuous")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The augmentations every view gets besides its crop and flip (all off but quarter turns by default).
+
+    ``rotation``: ``quarter`` (multiples of 90°) or ``continuous`` (any angle);
+    ``translate``: largest shift of the crop centre, as a fraction of the image side;
+    ``blur_sigma``: largest std (pixels) of a Gaussian PSF-like blur, drawn uniformly from [0, it];
+    ``flux_scale``: (low, high) range of a log-uniform factor on the flux above the sky;
+    ``noise_std``: std of added Gaussian noise, in normalised units.
+    """
+
+    rotation: str = "quarter"
+    translate: float = 0.0
+    blur_sigma: float = 0.0
+    flux_scale: tuple[float, float] | None = None
+    noise_std: float = 0.0
+
+
 @dataclass(frozen=True)
 class ViewSpec:
     """``count`` views of ``size``×``size`` pixels cropping ``scale`` of the image area."""
@@ -23,7 +47,7 @@ class ViewSpec:
     size: int
     scale: tuple[float, float]
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    noise_std: float = 0.0
+    augment: Augment = Augment()
 
 
 def _uniform(low: float, high: float, n: int, generator: torch.Generator, device) -> torch.Tensor:
@@ -59,9 +83,18 @@ def random_views(images: torch.Tensor, spec: ViewSpec, generator: torch.Generato
     centre_x = (2 * torch.rand(total, generator=generator, device=device) - 1) * (1 - half_w)
     centre_y = (2 * torch.rand(total, generator=generator, device=device) - 1) * (1 - half_h)
     flip = torch.where(torch.rand(total, generator=generator, device=device) < 0.5, -1.0, 1.0)
-    quarter_turns = torch.randint(0, 4, (total,), generator=generator, device=device)
-    angle = quarter_turns.float() * (math.pi / 2)
-    cos, sin = torch.cos(angle).round(), torch.sin(angle).round()
+    if spec.augment.rotation == "continuous":
+        angle = _uniform(0.0, 2 * math.pi, total, generator, device)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+    else:
+        quarter_turns = torch.randint(0, 4, (total,), generator=generator, device=device)
+        angle = quarter_turns.float() * (math.pi / 2)
+        cos, sin = torch.cos(angle).round(), torch.sin(angle).round()
+    if spec.augment.translate > 0:
+        # A shift of up to ``translate`` of the image side is 2 * translate in [-1, 1] coordinates.
+        shift = 2 * spec.augment.translate
+        centre_x = centre_x + _uniform(-shift, shift, total, generator, device)
+        centre_y = centre_y + _uniform(-shift, shift, total, generator, device)
     # theta = diag(flip * half_w, half_h) @ rotation, then translate to the crop centre.
     theta = torch.stack(
         [
@@ -75,10 +108,46 @@ def random_views(images: torch.Tensor, spec: ViewSpec, generator: torch.Generato
     grid = F.affine_grid(theta[rows].to(images.dtype), shape, align_corners=False)
     source = images.repeat(spec.count, 1, 1, 1)
     views = F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    if spec.noise_std > 0:
+    if spec.augment.blur_sigma > 0:
+        sigma = _uniform(0.0, spec.augment.blur_sigma, total, generator, device)[rows]
+        views = gaussian_blur(views, sigma, spec.augment.blur_sigma)
+    if spec.augment.flux_scale is not None:
+        low, high = spec.augment.flux_scale
+        factor = _uniform(math.log(low), math.log(high), total, generator, device).exp()[rows]
+        views = scale_flux(views, factor.to(views.dtype))
+    if spec.augment.noise_std > 0:
         noise = torch.randn([total, *shape[1:]], generator=generator, device=device, dtype=views.dtype)
-        views = views + spec.noise_std * noise[rows]
+        views = views + spec.augment.noise_std * noise[rows]
     return views
+
+
+def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:
+    r"""Blur each image ``i`` of (N, C, H, W) with an isotropic Gaussian of std ``sigma[i]`` pixels.
+
+    A separable kernel :math:`k(x) \propto e^{-x^2 / 2\sigma^2}` on :math:`|x| \le \lceil 3\sigma_{max}\rceil`,
+    applied as one grouped convolution per axis (a PSF-like smoothing; :math:`\sigma = 0` leaves the image as is).
+    The radius comes from ``max_sigma``, not from ``sigma``, so no value is read back from the device.
+    """
+    n, c, h, w = images.shape
+    radius = max(1, min(math.ceil(3 * max_sigma), (min(h, w) - 1) // 2))
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    safe = sigma.to(images.dtype).clamp_min(1e-3).unsqueeze(1)
+    kernel = torch.exp(-0.5 * (offsets / safe) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # (N*C, K)
+    flat = images.reshape(1, n * c, h, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=n * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=n * c)
+    return flat.reshape(n, c, h, w)
+
+
+def scale_flux(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    r"""Scale each image's flux above its sky level: :math:`x' = b + a\,(x - b)`.
+
+    :math:`b` is the per-image, per-channel median (the sky dominates a centred
+    cutout) and :math:`a` = ``factor[i]``; the background stays where it was.
+    """
+    sky = images.flatten(2).median(dim=2).values[..., None, None]
+    return sky + factor[:, None, None, None] * (images - sky)
 
 
 def centre_view(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -52,3 +53,13 @@ def class_tree(folder: Path, classes: tuple[str, ...] = ("spiral", "elliptical")
     for index, name in enumerate(classes):
         for i in range(per_class):
             png(folder / name / f"{i}.png", size, seed=100 * index + i)
+
+
+def catalog_folder(folder: Path, n: int, size: int, columns: str, row: Callable[[int], str]) -> None:
+    """``folder/g<i>.png``, ``n`` random greyscale cutouts (seed ``i``), and ``folder/catalog.csv`` with the
+    header ``file,<columns>`` and, per image, ``g<i>.png,<row(i)>``."""
+    lines = [f"file,{columns}"]
+    for i in range(n):
+        png(folder / f"g{i}.png", size, seed=i, mode="L")
+        lines.append(f"g{i}.png,{row(i)}")
+    (folder / "catalog.csv").write_text("\n".join(lines) + "\n")

@@ -45,3 +45,6 @@ def test_two_gloo_processes_match_one_process(cli, blob_store, home):
     for one, two in zip(expected, actual):
         for term in ("loss", "pred", "sigreg"):
             assert two[term] == pytest.approx(one[term], rel=1e-4, abs=1e-5), (one["step"], term)
+    # The epoch's SIGReg collapse monitor counts every image once, not once per process.
+    single_epoch = json.loads((Path(single["run_dir"]) / "manifest.json").read_text())["epochs"][0]
+    assert manifest["epochs"][0]["sigreg"] == pytest.approx(single_epoch["sigreg"], rel=1e-3)

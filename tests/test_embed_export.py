@@ -95,7 +95,7 @@ def test_cls_pooling_needs_a_class_token(trained, tmp_path):
     np.testing.assert_allclose(cls, mean, atol=1e-5)
 
 
-@pytest.mark.parametrize("args", [["--format", "csv"], ["--out", "-", "--json"], ["--pool", "max"]])
+@pytest.mark.parametrize("args", [["--format", "xls"], ["--out", "-", "--json"], ["--pool", "max"]])
 def test_bad_embed_requests_are_one_line_errors(trained, args):
     cli, root, run = trained
     result = cli("embed", run, *args, "--root", root, expect=2)

@@ -73,14 +73,14 @@ def test_loss_terms_get_separate_axes():
     rows = [{"step": s, "epoch": 0, "loss": 1.0 / s, "pred": 0.5 / s, "sigreg": 2.0 / s, "lr": 1e-3,
              "images_per_second": 10.0} for s in range(1, 4)]
     figure = loss_curves(rows, "t")
-    assert [axis.get_ylabel() for axis in figure.axes] == ["loss", "pred", "sigreg"]
+    assert [axis.get_ylabel() for axis in figure.axes] == ["total loss", "prediction loss", "SIGReg statistic"]
 
 
 def test_monitors_plot_whatever_the_manifest_has():
     epochs = [{"epoch": 0, "effective_rank": 3.0, "std_min": 0.1}, {"epoch": 1, "effective_rank": 4.0}]
     assert present_monitors(epochs) == ["effective_rank", "std_min"]
     figure = training_monitors(epochs, "t")
-    assert [axis.get_ylabel() for axis in figure.axes] == ["effective_rank", "std_min"]
+    assert [axis.get_ylabel() for axis in figure.axes] == ["effective rank (RankMe)", "smallest per-dimension std"]
     assert list(figure.axes[0].lines[0].get_ydata()) == [3.0, 4.0]
 
 

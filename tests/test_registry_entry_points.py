@@ -12,8 +12,9 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
+
+from tests.plugin_distribution import install_distribution
 
 PLUGIN_MODULE = '''
 """A third-party astrojepa plugin package."""
@@ -51,17 +52,8 @@ print(json.dumps({
 
 
 def _install_distribution(site: Path) -> None:
-    (site / "astro_demo_plugin").mkdir(parents=True)
-    (site / "astro_demo_plugin" / "__init__.py").write_text(PLUGIN_MODULE)
-    info = site / "astro_demo_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: astro-demo-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("""\
-        [astrojepa.plugins]
-        quarter = astro_demo_plugin
-        tiny-resnet = astro_demo_plugin:tiny_resnet
-    """))
-    (info / "RECORD").write_text("")
+    install_distribution(site, "astro_demo_plugin", PLUGIN_MODULE,
+                         {"quarter": "astro_demo_plugin", "tiny-resnet": "astro_demo_plugin:tiny_resnet"})
 
 
 def _fresh_python(site: Path, *args: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,9 @@ line), 3 training failed (non-finite loss), 130 interrupted (Ctrl-C, SIGTERM).
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -14,6 +16,7 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich.markup import escape
 
+from astrojepa_cli.atomic import disk_full_error
 from astrojepa_cli.console import emit_json, stderr
 from astrojepa_cli.errors import UserError
 from registry import PluginError, UnknownPluginError
@@ -36,6 +39,18 @@ class Settings:
     debug: bool = bool(os.environ.get("ASTROJEPA_DEBUG"))
 
 
+class _WarningLine(logging.Handler):
+    """Library warnings (a skipped plugin or run) as one ``warning:`` line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stderr.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+
+
+for _name in ("astrojepa", "registry"):
+    logging.getLogger(_name).addHandler(_WarningLine(logging.WARNING))
+    logging.getLogger(_name).propagate = False
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -56,12 +71,32 @@ def cli_command(function: Callable) -> Callable:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            message = file_error_message(exc)
+            if Settings.debug or message is None:
+                raise
+            raise fail(message) from None
         except Exception as exc:
             if Settings.debug:
                 raise
             raise fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)", 1) from None
 
     return wrapper
+
+
+def file_error_message(exc: OSError) -> str | None:
+    """One line for the file-system errors a user can fix (a missing file, a read-only folder, a
+    full disk); None for the rest, which are internal errors."""
+    full = disk_full_error(exc, Path(exc.filename or "a file"))
+    if full is not None:
+        return str(full)
+    if isinstance(exc, FileNotFoundError):
+        return f"file not found: {exc.filename}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename} (is the folder read-only? choose another with --root)"
+    if exc.errno == errno.EROFS:
+        return f"read-only file system: {exc.filename} (choose another folder with --root)"
+    return None
 
 
 def report(payload: dict, as_json: bool, human: Callable[[], None] | None = None) -> None:

@@ -23,7 +23,9 @@ from astrojepa_cli.evaluate import embedding_files, figures
 from astrojepa_cli.evaluate import features as feature_extraction
 from astrojepa_cli.evaluate.finetune import FinetuneConfig
 from astrojepa_cli.evaluate.label_efficiency import parse_list
-from astrojepa_cli.evaluate.plots import save_figure
+from astrojepa_cli.evaluate.latent import check_method
+from astrojepa_cli.evaluate.plots import save_figure, unused_path
+from astrojepa_cli.evaluate.probe import finite
 from astrojepa_cli.evaluate.protocols import ProbeRequest, run_protocol
 from astrojepa_cli.evaluate.run_compare import run_labels
 from astrojepa_cli.evaluate.snapshots import probe_snapshots
@@ -44,10 +46,20 @@ def _open(run_ref: str, data: str | None, root: Path | None) -> tuple[runs.Run, 
 
 
 def _run_features(run_ref: str, data: str | None, root: Path | None, device: str, tta: str):
+    """The run, its data and the frozen features of its encoder (which is returned too)."""
     run, data_name, store_path = _open(run_ref, data, root)
-    features = feature_extraction.extract(runs.load_encoder(run), store_path, resolve_device(device),
-                                          stretch=feature_extraction.run_stretch(run.manifest), tta=tta)
-    return run, data_name, store_path, features
+    encoder = runs.load_encoder(run)
+    features = finite(feature_extraction.extract(encoder, store_path, resolve_device(device),
+                                                 stretch=feature_extraction.run_stretch(run.manifest), tta=tta))
+    return run, data_name, store_path, features, encoder
+
+
+def _record(run: runs.Run, key: str, result: dict, encoder: torch.nn.Module) -> None:
+    """Record an evaluation in the run's manifest; warn when it is not of the run's final encoder."""
+    recorded = run.add_evaluation(key, result, encoder.saved_step)
+    if recorded["run_status"] == "running":
+        stderr.print(f"[yellow]warning:[/] run {run.id} is still training; this evaluated its encoder at step "
+                     f"{encoder.saved_step} and is recorded as such", highlight=False)
 
 
 def _with_progress(chunks: Iterable, total: int, description: str) -> Iterator:
@@ -63,7 +75,7 @@ def embed(
     run_ref: RunArgument,
     data: DataOption = None,
     out: Annotated[Optional[str], typer.Option(help="Output file, or '-' for stdout (default: RUN/embeddings/DATA.FORMAT).")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="safetensors, npy or parquet (default: from --out's suffix, else safetensors).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="safetensors, npy, parquet, csv, fits or votable (default: from --out's suffix, else safetensors).")] = None,
     pool: PoolOption = "mean",
     tta: TtaOption = "none",
     device: DeviceOption = "auto",
@@ -72,14 +84,18 @@ def embed(
 ) -> None:
     """Write the frozen embeddings of every image of a dataset, in store order, streaming in chunks.
 
-    safetensors holds embeddings, labels and targets (ids in its metadata); npy the (N, D)
-    float32 matrix; parquet one row per object: id, split, label, label_name, targets, e0..e{D-1}.
+    safetensors holds embeddings, labels, targets and catalog columns (ids in its metadata); npy the
+    (N, D) float32 matrix; parquet, csv, fits and votable one row per object: id, split, label,
+    label_name, targets, the store's catalog columns (e.g. ra, dec), e0..e{D-1}. A file's suffix
+    must match its format.
 
     Examples:
 
       astrojepa embed latest --data gz1
 
-      astrojepa embed RUN --format parquet --out gz1.parquet
+      astrojepa embed RUN --out gz1.parquet
+
+      astrojepa embed RUN --out gz1.fits
 
       astrojepa embed RUN --format npy --out - > embeddings.npy
     """
@@ -209,14 +225,16 @@ def probe(
 
     def fresh_encoder(init_seed: int) -> torch.nn.Module:
         torch.manual_seed(init_seed)
-        return runs.rebuild_encoder(encoder.timm_spec)
+        fresh = runs.rebuild_encoder(encoder.timm_spec)
+        fresh.input_size = encoder.input_size  # evaluated at the size the run trained at
+        return fresh
 
     resolved, stretch = resolve_device(device), feature_extraction.run_stretch(run.manifest)
     classes = store.read_info(store_path).classes
 
     def score(probed: torch.nn.Module) -> dict:
-        return run_protocol(request, lambda: feature_extraction.extract(probed, store_path, resolved, stretch=stretch,
-                                                                        tta=tta),
+        return run_protocol(request, lambda: finite(feature_extraction.extract(probed, store_path, resolved,
+                                                                               stretch=stretch, tta=tta)),
                             classes, probed, fresh_encoder, store_path, resolved, stretch)
 
     protocol = request.protocol + feature_extraction.tta_suffix(tta)
@@ -225,7 +243,7 @@ def probe(
         result = probe_snapshots(run, score, "balanced_accuracy", max_snapshots)
     else:
         result = score(fresh_encoder(seed) if random_init else encoder)
-    run.add_evaluation(f"{data_name}/{protocol}", result)
+    _record(run, f"{data_name}/{protocol}", result, encoder)
     payload = {"run_id": run.id, "data": data_name, "protocol": protocol, **result}
     title = f"{protocol} probe of {run.id} on {data_name}"
     report(payload, json_output, lambda: stderr.print(_snapshot_table(title, result) if snapshots
@@ -256,11 +274,11 @@ def anomalies(
 
       astrojepa anomalies RUN --json | jq -r '.top[].id'
     """
-    run, data_name, store_path, features = _run_features(run_ref, data, root, device, tta)
+    run, data_name, store_path, features, encoder = _run_features(run_ref, data, root, device, tta)
     result = anomaly_search.find_anomalies(features, store_path, store.read_info(store_path).classes, scorer, k, top,
                                            run.dir / "anomalies" / f"{data_name}-{scorer}", eval_class, seed)
-    run.add_evaluation(f"{data_name}/anomalies-{scorer}{feature_extraction.tta_suffix(tta)}",
-                       {**result, "top": len(result["top"])})
+    _record(run, f"{data_name}/anomalies-{scorer}{feature_extraction.tta_suffix(tta)}",
+            {**result, "top": len(result["top"])}, encoder)
 
     def human() -> None:
         table = Table("rank", "id", "score", "label", title=f"most unusual objects in {data_name} ({scorer})")
@@ -303,11 +321,12 @@ def plot(
 
       astrojepa plot RUN --json | jq -r '.files[]'
     """
+    resolve_device(device)
     if run_refs[0] == "compare":
         compared = [runs.open_run(ref, root) for ref in run_refs[1:]]
         if len(compared) < 2:
             raise UserError("'plot compare' needs at least two runs")
-        target = (out or paths.home(root) / "plots") / "compare.png"
+        target = unused_path((out or paths.home(root) / "plots") / "compare.png")
         files = save_figure(compare_figure(compared, run_labels(compared), f"{len(compared)} runs"), target, pdf)
     else:
         if len(run_refs) > 1:
@@ -319,14 +338,16 @@ def plot(
 
 def _run_figures(run_ref: str, data: str | None, latent: str | None, patches: str | None, pdf: bool,
                  out: Path | None, device: str, root: Path | None) -> list[Path]:
+    if latent is not None:
+        check_method(latent)
     run, data_name, store_path = _open(run_ref, data, root)
     out_dir = out or run.dir / "plots"
     files = figures.training_figures(run, out_dir, pdf) + figures.evaluation_figures(run, out_dir, pdf)
     if latent is not None:
-        _, _, _, features = _run_features(run_ref, data, root, device, "none")
+        features = _run_features(run_ref, data, root, device, "none")[3]
         files += figures.latent_map(features, store.read_info(store_path).classes, latent,
                                     out_dir / f"latent-{data_name}-{latent}.png", pdf,
-                                    f"{latent} map of {data_name} embeddings ({run.id})")
+                                    f"map of {data_name} embeddings ({run.id})")
     if patches is not None:
         from astrojepa_cli.evaluate.patch_heatmaps import patch_heatmap_figure
 

@@ -12,13 +12,15 @@ from astrojepa_cli import runs as run_store
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
 from astrojepa_cli.console import stderr
 from astrojepa_cli.evaluate import run_compare as comparison_tools
+from astrojepa_cli.run_summary import run_summary
 
 runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
 
 
 @cli_command
 def plugins(json_output: JsonOption = False) -> None:
-    """List the registered encoders, losses and maskers, with a one-line description each.
+    """List the registered encoders, losses and maskers, with a one-line description each,
+    and any third-party plugin that failed to load.
 
     Examples:
 
@@ -27,13 +29,16 @@ def plugins(json_output: JsonOption = False) -> None:
       astrojepa plugins --json | jq '.loss | keys'
     """
     listing = {kind: registry.describe(kind) for kind in registry.KINDS}
+    listing["broken"] = registry.broken()
 
     def human() -> None:
         for kind, described in listing.items():
-            table = Table("name", "description", title=f"{kind} plugins")
-            for name, description in described.items():
-                table.add_row(name, description)
-            stderr.print(table)
+            if described:
+                table = Table("name", "description" if kind in registry.KINDS else "why it did not load",
+                              title=f"{kind} plugins")
+                for name, description in described.items():
+                    table.add_row(name, description)
+                stderr.print(table)
 
     report(listing, json_output, human)
 
@@ -46,9 +51,14 @@ def list_runs(root: RootOption = None, json_output: JsonOption = False) -> None:
     Example: astrojepa runs list --json | jq -r '.runs[].run_id'
     """
     found = run_store.list_runs(root)
-    rows = [{"run_id": r.id, "status": r.manifest.get("status"), "data": r.manifest.get("dataset", {}).get("name"),
-             "arch": r.manifest.get("config", {}).get("arch"), "loss": r.manifest.get("config", {}).get("loss"),
-             "steps": r.manifest.get("steps"), "final_loss": r.manifest.get("result", {}).get("final_loss")}
+
+    def part(run: run_store.Run, section: str) -> dict:
+        value = run.manifest.get(section)
+        return value if isinstance(value, dict) else {}
+
+    rows = [{"run_id": r.id, "status": r.status, "data": part(r, "dataset").get("name"),
+             "arch": part(r, "config").get("arch"), "loss": part(r, "config").get("loss"),
+             "steps": r.manifest.get("steps"), "final_loss": part(r, "result").get("final_loss")}
             for r in found]
 
     def human() -> None:
@@ -67,12 +77,13 @@ def show_run(
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show a run's manifest: config, data, environment, status, metrics and evaluations.
+    """A run in brief: status, method, data, result, last epoch's monitors and each evaluation's score.
+    --json prints the whole manifest (config, data, environment, status, metrics and evaluations).
 
     Example: astrojepa runs show latest --json | jq .evaluations
     """
     run = run_store.open_run(run_ref, root)
-    report(run.manifest, json_output, lambda: stderr.print_json(data=run.manifest))
+    report(run.manifest, json_output, lambda: stderr.print(run_summary(run), highlight=False))
 
 
 @runs_app.command("compare")

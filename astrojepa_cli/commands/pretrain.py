@@ -16,6 +16,7 @@ from astrojepa_cli.train.config import PretrainConfig, read_config_file
 from astrojepa_cli.train.presets import resolve_config
 from astrojepa_cli.train.distributed import launched_as_secondary_rank
 from astrojepa_cli.train.loop import pretrain as run_pretraining
+from astrojepa_cli.train.loop import resume_flags
 
 _D = PretrainConfig()
 
@@ -50,6 +51,24 @@ def pretrain(
     local_scale: Annotated[Optional[tuple[float, float]], typer.Option(
         help="Area fraction range of local crops (LeJEPA; default 0.05 0.3).")] = None,
     view_noise: Annotated[float, typer.Option(help="Std of Gaussian noise added to views (normalised units).")] = _D.view_noise,
+    rotation: Annotated[str, typer.Option(
+        help="View rotation: quarter (multiples of 90°) or continuous (any angle).")] = _D.rotation,
+    translate: Annotated[float, typer.Option(
+        help="Largest shift of a view's centre, as a fraction of the image side (e.g. 0.05).")] = _D.translate,
+    blur: Annotated[float, typer.Option(
+        help="Largest std in pixels of a PSF-like Gaussian blur of views, drawn from [0, BLUR].")] = _D.blur,
+    flux_scale: Annotated[Optional[tuple[float, float]], typer.Option(
+        help="Range of a log-uniform factor on each view's flux above the sky, e.g. --flux-scale 0.7 1.4.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(
+        help="SimCLR: a fixed NT-Xent temperature, e.g. 0.2 (default: learnt, starting at 0.07).")] = None,
+    proj_dim: Annotated[Optional[int], typer.Option(
+        help="Projector output dimension (LeJEPA, SimCLR, VICReg; default: the loss's).")] = None,
+    proj_hidden: Annotated[Optional[int], typer.Option(help="Projector hidden width (default: the loss's).")] = None,
+    proj_depth: Annotated[Optional[int], typer.Option(
+        help="Projector linear layers: 1 is a linear map, 3 the default MLP.")] = None,
+    budget: Annotated[Optional[str], typer.Option(
+        help="Wall-clock budget, e.g. 30m or 1h: a short calibration sets the step count so the schedule ends "
+             "on time (replaces --epochs; --max-steps still caps it).")] = None,
     stretch: Annotated[str, typer.Option(help="Intensity stretch at load time: none, asinh or zscore.")] = _D.stretch,
     precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32.")] = _D.precision,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
@@ -78,14 +97,21 @@ def pretrain(
 
       astrojepa pretrain --data gz1 --preset small-cpu
 
+      astrojepa pretrain --data gz1 --loss simclr --arch resnet18-w32 --img-size 32 --budget 30m
+
       astrojepa pretrain --resume latest
     """
     # Typer vendors its own click, so compare the source by name rather than importing click's enum.
     explicit = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
     known = {f.name for f in fields(PretrainConfig)}
+    resume_changes = resume_flags({k: v for k, v in explicit.items() if k in known | {"config"}}) if resume else {}
+    if resume_changes and not launched_as_secondary_rank():
+        stderr.print("resuming with " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in resume_changes.items()),
+                     highlight=False)
     values = resolve_config(read_config_file(config) if config else {},
                             {k: v for k, v in explicit.items() if k in known})
-    result = run_pretraining(PretrainConfig(**values), root=root, resume=resume, progress=not quiet)
+    result = run_pretraining(PretrainConfig(**values), root=root, resume=resume, progress=not quiet,
+                             resume_changes=resume_changes)
     payload = {"run_id": result.run_id, "run_dir": result.run_dir, "status": result.status, "steps": result.steps,
                "images_per_second": result.images_per_second, "final_loss": result.final_loss}
     if not launched_as_secondary_rank():
@@ -95,4 +121,6 @@ def pretrain(
     if result.status == "interrupted":
         raise fail(f"interrupted; resume with 'astrojepa pretrain --resume {result.run_id}'", EXIT_INTERRUPTED)
     if result.status == "failed":
-        raise fail("training failed: the loss became NaN or Inf; the last good checkpoint is kept", EXIT_TRAINING_FAILED)
+        kept = (f"the checkpoint at step {result.checkpoint_step} is kept" if result.checkpoint_step is not None
+                else "no checkpoint had been saved yet")
+        raise fail(f"training failed: the loss became NaN or Inf at step {result.steps}; {kept}", EXIT_TRAINING_FAILED)

@@ -20,7 +20,7 @@ from astrojepa_cli.train.distributed import resolve_device
 def similar(
     run_ref: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")],
     object_id: Annotated[Optional[str], typer.Option("--id", help="Id of the query object in the dataset.")] = None,
-    image: Annotated[Optional[Path], typer.Option("--image", help="An image file as the query (8-bit stores).")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="An image file as the query (8-bit stores), cropped and resized as the store's images were at import.")] = None,
     k: Annotated[int, typer.Option("--k", help="How many neighbours to list.")] = 10,
     data: Annotated[Optional[str], typer.Option("--data", help="Store to search (default: the run's training data).")] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write the mosaic as PDF.")] = False,
@@ -29,7 +29,7 @@ def similar(
     json_output: JsonOption = False,
 ) -> None:
     """List the K objects most similar (cosine similarity of embeddings) to an object or an image file,
-    and write a mosaic of them. Uses faiss when it is installed, else scikit-learn.
+    and write a mosaic of them (a new file for each query). Uses faiss when it is installed, else scikit-learn.
 
     Examples:
 

@@ -7,6 +7,7 @@ Layout (``SCHEMA_VERSION`` 1)::
     /ids      N               UTF-8 strings, unique
     /split    N               UTF-8 strings: "train", "valid" or "test"
     /targets/<name>  N        float32 regression targets (optional)
+    /columns/<name>  N        catalog columns kept beside the images: float64 or UTF-8 strings (optional)
     attrs: schema_version, name, class_names (JSON), provenance (JSON),
            content_sha256, channel_mean / channel_std (JSON, float stores)
 
@@ -51,6 +52,7 @@ class StoreInfo:
     sha256: str
     targets: list[str] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
 
     @property
     def channels(self) -> int:
@@ -130,6 +132,7 @@ class StoreWriter:
         class_names: Sequence[str],
         provenance: dict,
         target_names: Sequence[str] = (),
+        column_names: Sequence[str] = (),
         chunk_images: int = 64,
     ) -> None:
         self.path = Path(path)
@@ -147,6 +150,7 @@ class StoreWriter:
         self.count = 0
         self._labels: list[np.ndarray] = []
         self._splits: list[np.ndarray] = []
+        self._columns: dict[str, list[np.ndarray]] = {name: [] for name in column_names}
         self._ids: set[str] = set()
         self._channel_sum = np.zeros(self.image_shape[-1])
         self._channel_sq = np.zeros(self.image_shape[-1])
@@ -175,8 +179,9 @@ class StoreWriter:
         ids: Sequence[str],
         splits: Sequence[str] | None = None,
         targets: dict[str, np.ndarray] | None = None,
+        columns: dict[str, Sequence] | None = None,
     ) -> None:
-        """Validate and write one chunk of images with their metadata."""
+        """Validate and write one chunk of images with their metadata (``columns``: one value per image each)."""
         images = np.asarray(images)
         n = len(images)
         if images.shape[1:] != self.image_shape:
@@ -205,6 +210,8 @@ class StoreWriter:
             ds[start:] = values
         self._labels.append(labels)
         self._splits.append(np.asarray(splits if splits is not None else [""] * n, dtype=object))
+        for name, parts in self._columns.items():
+            parts.append(np.asarray((columns or {}).get(name, [""] * n)))
         self._file.flush()
         self._sink.check()
         pixels = images.reshape(-1, self.image_shape[-1])
@@ -230,6 +237,11 @@ class StoreWriter:
             raise DataError(f"unknown split names {sorted(unknown)}; use {', '.join(SPLITS)}")
         self._file.create_dataset("labels", data=labels)
         self._file.create_dataset("split", data=split.astype(str).tolist(), dtype=_STR)
+        for name, parts in self._columns.items():
+            values = np.concatenate(parts)
+            numeric = values.dtype.kind in "fiu"
+            self._file.create_dataset(f"columns/{name}", data=values.astype(np.float64) if numeric
+                                      else values.astype(str).tolist(), dtype="f8" if numeric else _STR)
         pixel_count = self.count * self.image_shape[0] * self.image_shape[1]
         mean = self._channel_sum / pixel_count
         std = np.sqrt(np.maximum(self._channel_sq / pixel_count - mean**2, 0.0))
@@ -271,6 +283,9 @@ def content_sha256(handle: h5py.File) -> str:
     for name in sorted(handle.get("targets", {})):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(handle["targets"][name][:], dtype=np.float32).tobytes())
+    for name, values in sorted(handle.get("columns", {}).items()):
+        digest.update(name.encode())
+        digest.update("\n".join(values.asstr()[:]).encode() if values.dtype.kind == "O" else values[:].tobytes())
     return digest.hexdigest()
 
 
@@ -290,13 +305,30 @@ def _open(path: Path) -> h5py.File:
     return open_hdf5(path, "store", "re-import it")
 
 
+REQUIRED_ATTRS = ("schema_version", "name", "class_names", "provenance", "content_sha256", "channel_mean",
+                  "channel_std")
+JSON_ATTRS = ("class_names", "provenance", "channel_mean", "channel_std")
+
+
+def _check_json_attrs(path: Path, attrs: h5py.AttributeManager) -> None:
+    for key in JSON_ATTRS:
+        try:
+            json.loads(attrs[key])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: attribute '{key}' is not valid JSON; re-import it") from None
+
+
 def read_info(path: Path) -> StoreInfo:
     """Metadata of the store at ``path``; raises :class:`DataError` if it is not a valid store."""
     with _open(path) as handle:
         missing = [k for k in ("images", "labels", "ids", "split") if k not in handle]
-        if missing or "schema_version" not in handle.attrs:
-            raise DataError(f"{path} is not an astrojepa store (missing {', '.join(missing) or 'schema_version'})")
+        missing += [k for k in REQUIRED_ATTRS if k not in handle.attrs]
+        if missing:
+            raise DataError(f"{path} is not an astrojepa store (missing {', '.join(missing)}); re-import it")
         attrs = handle.attrs
+        _check_json_attrs(path, attrs)
+        if handle["images"].ndim != 4:
+            raise DataError(f"{path}: images must be N x H x W x C, got shape {handle['images'].shape}; re-import it")
         split = handle["split"].asstr()[:]
         names, counts = np.unique(split, return_counts=True)
         return StoreInfo(
@@ -310,6 +342,7 @@ def read_info(path: Path) -> StoreInfo:
             sha256=str(attrs["content_sha256"]),
             targets=sorted(handle.get("targets", {})),
             provenance=json.loads(attrs["provenance"]),
+            columns=sorted(handle.get("columns", {})),
         )
 
 
@@ -338,6 +371,14 @@ class StoreArrays:
     targets: dict[str, np.ndarray]
     channel_mean: np.ndarray
     channel_std: np.ndarray
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def check_finite(path: Path, pixels: np.ndarray, first_row: int = 0) -> None:
+    """Refuse NaN or Inf pixels (a store written by other tools may hold them)."""
+    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+        row = first_row + int(np.flatnonzero(~np.isfinite(pixels).reshape(len(pixels), -1).all(axis=1))[0])
+        raise DataError(f"{path}: image {row} has NaN or Inf pixels; clean the source and re-import it")
 
 
 def iter_image_chunks(path: Path, chunk: int = READ_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
@@ -345,7 +386,9 @@ def iter_image_chunks(path: Path, chunk: int = READ_CHUNK) -> Iterator[tuple[int
     with _open(path) as handle:
         images = handle["images"]
         for start in range(0, images.shape[0], chunk):
-            yield start, images[start : start + chunk]
+            pixels = images[start : start + chunk]
+            check_finite(path, pixels, start)
+            yield start, pixels
 
 
 def load(path: Path, with_images: bool = True) -> StoreArrays:
@@ -366,4 +409,6 @@ def load(path: Path, with_images: bool = True) -> StoreArrays:
             targets={k: handle["targets"][k][:] for k in handle.get("targets", {})},
             channel_mean=np.asarray(json.loads(handle.attrs["channel_mean"]), dtype=np.float32),
             channel_std=np.asarray(json.loads(handle.attrs["channel_std"]), dtype=np.float32),
+            columns={name: values.asstr()[:].astype(str) if values.dtype.kind == "O" else values[:]
+                     for name, values in handle.get("columns", {}).items()},
         )

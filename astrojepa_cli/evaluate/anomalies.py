@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features, images_at
 
@@ -51,6 +52,19 @@ def lof_scores(embeddings: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray
 SCORERS: dict[str, Callable[..., np.ndarray]] = {
     "knn": knn_scores, "gaussian": gaussian_scores, "iforest": iforest_scores, "lof": lof_scores,
 }
+
+
+SCORE_MEANINGS = {
+    "knn": "score: mean distance to the {k} nearest embeddings (standardised); higher = more unusual",
+    "gaussian": "score: Mahalanobis distance from the mean embedding; higher = more unusual",
+    "iforest": "score: Isolation Forest score (isolated by fewer random splits); higher = more unusual",
+    "lof": "score: Local Outlier Factor, {k} neighbours; above 1 = sparser than its neighbourhood",
+}
+
+
+def score_meaning(scorer: str, k: int) -> str:
+    """One line saying what a scorer's number measures, for figures."""
+    return SCORE_MEANINGS[scorer].format(k=k)
 
 
 def score(embeddings: np.ndarray, scorer: str, k: int = 10, seed: int = 0) -> np.ndarray:
@@ -98,8 +112,10 @@ def ranked_records(scores: np.ndarray, ids: np.ndarray, labels: np.ndarray, clas
             for r, i in enumerate(rank(scores, len(scores)))]
 
 
-def write_report(records: list[dict], top: int, images: np.ndarray, out_dir: Path, title: str) -> dict:
-    """Ranked CSV and JSON of every object, plus a PNG mosaic of the ``top`` (``images`` in rank order)."""
+def write_report(records: list[dict], top: int, images: np.ndarray, out_dir: Path, title: str, note: str = "",
+                 sky: list[str] | None = None) -> dict:
+    """Ranked CSV and JSON of every object, plus a PNG mosaic of the ``top`` (``images`` and ``sky`` positions
+    in rank order), with ``note`` saying what the score measures."""
     from astrojepa_cli.atomic import atomic_path, write_json
     from astrojepa_cli.evaluate.plots import anomaly_mosaic, save_figure
 
@@ -109,7 +125,7 @@ def write_report(records: list[dict], top: int, images: np.ndarray, out_dir: Pat
         writer.writeheader()
         writer.writerows(records)
     write_json(json_path, records)
-    save_figure(anomaly_mosaic(records[:top], images, title), png_path)
+    save_figure(anomaly_mosaic(records[:top], images, title, note, sky), png_path)
     return {"csv": str(csv_path), "json": str(json_path), "mosaic": str(png_path), "top": records[:top]}
 
 
@@ -118,11 +134,18 @@ def find_anomalies(features: Features, store_path: Path, class_names: list[str],
     """Score every object, write the ranked list and mosaic, and (with ``eval_class``) measure the ranking."""
     if top < 1:
         raise UserError("--top must be at least 1")
+    if k < 1:
+        raise UserError(f"--k must be at least 1, got {k}")
     scores = score(features.embeddings, scorer, k, seed)
     top = min(top, len(scores))
     measured = {} if eval_class is None else {
         "evaluation": evaluate_class(scores, features.labels, class_names, eval_class, top)}
     records = ranked_records(scores, features.ids, features.labels, class_names)
-    images = images_at(store_path, rank(scores, top))
-    result = write_report(records, top, images, out_dir, f"{top} most unusual in {store_path.stem} ({scorer} score)")
+    from astrojepa_cli.evaluate.plots import sky_positions
+
+    top_rows = rank(scores, top)
+    images = images_at(store_path, top_rows)
+    sky = sky_positions(store.load(store_path, with_images=False).columns, top_rows)
+    result = write_report(records, top, images, out_dir, f"{top} most unusual in {store_path.stem} ({scorer} score)",
+                          score_meaning(scorer, k), sky)
     return {**result, "scorer": scorer, "k": k, "store": str(store_path), **measured}

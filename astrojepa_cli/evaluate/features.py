@@ -29,7 +29,8 @@ class Features:
 
 
 def encoder_img_size(encoder: torch.nn.Module, default: int) -> int:
-    return int(encoder.timm_spec.get("img_size", default))
+    """The input size the encoder was trained at (``pretrain --img-size``), else its ViT size, else ``default``."""
+    return int(getattr(encoder, "input_size", None) or encoder.timm_spec.get("img_size", default))
 
 
 def check_pool(encoder: torch.nn.Module, pool: str) -> None:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
@@ -126,6 +127,8 @@ def heatmap_figure(image: np.ndarray, errors: PatchErrors, title: str):
     for axis in axes:
         axis.set_xlabel("patch column")
         axis.set_ylabel("patch row")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(title)
     figure.tight_layout()
     return figure

@@ -17,6 +17,15 @@ CV_FOLDS = 3
 TEST_SPLIT = "test"
 
 
+def finite(features: Features) -> Features:
+    """``features``, if every embedding is finite: NaN from damaged weights or pixels is one clear error."""
+    bad = ~np.isfinite(features.embeddings).all(axis=1)
+    if bad.any():
+        raise UserError(f"{int(bad.sum())} of {len(bad)} embeddings are NaN or Inf (first: image "
+                        f"'{features.ids[np.argmax(bad)]}'); are the run's weights or the store's pixels damaged?")
+    return features
+
+
 def labelled_split(features: Features, split: str) -> tuple[np.ndarray, np.ndarray]:
     rows = (features.split == split) & (features.labels >= 0)
     return features.embeddings[rows], features.labels[rows]

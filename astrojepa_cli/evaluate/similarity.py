@@ -11,7 +11,7 @@ from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import embed_images, extract, images_at, row_of_id
 from astrojepa_cli.evaluate.knn import unit_rows
-from astrojepa_cli.evaluate.plots import save_figure, similarity_mosaic
+from astrojepa_cli.evaluate.plots import save_figure, similarity_mosaic, sky_positions, unused_path
 
 
 def nearest(embeddings: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,10 +35,11 @@ def nearest(embeddings: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarr
     return rows[0], similarities[0]
 
 
-def image_as_store_pixels(path: Path, image_shape: list[int], dtype: str) -> np.ndarray:
-    """An image file as one 8-bit store image (H, W, C): centre-cropped square, resized, channels matched.
+def image_as_store_pixels(path: Path, info: store.StoreInfo) -> np.ndarray:
+    """An image file as one 8-bit store image (H, W, C), preprocessed as the store's images were at import.
 
-    A single-channel store takes the file's luminance; an RGB store takes its RGB.
+    The same centre crop, size, colour mode (luminance or RGB) and channel selection, as the
+    store's provenance records them; a store without that record is taken as uncropped.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -46,12 +47,15 @@ def image_as_store_pixels(path: Path, image_shape: list[int], dtype: str) -> np.
 
     if not path.exists():
         raise UserError(f"image not found: {path}")
-    height, _, channels = image_shape
-    if channels not in (1, 3) or np.dtype(dtype) != np.uint8:
+    height, _, channels = info.image_shape
+    preprocessing = info.provenance.get("preprocessing", {})
+    mode = preprocessing.get("mode", "L" if channels == 1 else "RGB")
+    if mode not in ("L", "RGB") or np.dtype(info.dtype) != np.uint8:
         raise UserError("--image works for 8-bit greyscale or RGB datasets; for this one use --id")
+    selected = preprocessing.get("channels", list(range(channels)))
     try:
         with Image.open(path) as image:
-            pixels = crop_resize_pil(image.convert("L" if channels == 1 else "RGB"), 1.0, height)
+            pixels = crop_resize_pil(image.convert(mode), preprocessing.get("crop", 1.0), height)[..., selected]
     except UnidentifiedImageError:
         raise UserError(f"{path} is not an image file Pillow can read") from None
     return np.array(pixels)  # a writable copy of Pillow's read-only buffer
@@ -63,7 +67,7 @@ def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir:
     """The ``k`` objects of the store most similar to a store object (``object_id``) or an image file.
 
     The query object itself is left out of its own neighbours. Writes a mosaic of
-    the query and its neighbours into ``out_dir``.
+    the query and its neighbours into ``out_dir``, under a new name if an earlier query's is there.
     """
     if (object_id is None) == (image_path is None):
         raise UserError("give exactly one of --id and --image")
@@ -76,7 +80,7 @@ def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir:
         query, query_image = features.embeddings[query_row], images_at(store_path, np.array([query_row]))[0]
         name, caption = object_id, f"query {object_id}"
     else:
-        query_image = image_as_store_pixels(image_path, info.image_shape, info.dtype)
+        query_image = image_as_store_pixels(image_path, info)
         query = embed_images(encoder, query_image[None], store_path, device, stretch=stretch)[0]
         query_row, name, caption = -1, image_path.stem, f"query {image_path.name}"
     rows, similarities = nearest(features.embeddings, query, k + (query_row >= 0))
@@ -86,9 +90,12 @@ def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir:
     neighbours = [{"rank": r + 1, "id": str(features.ids[row]), "similarity": float(sim),
                    "label": info.classes[label] if 0 <= label < len(info.classes) else ""}
                   for r, (row, sim, label) in enumerate(zip(rows, similarities, labels))]
+    sky = sky_positions(store.load(store_path, with_images=False).columns, [max(query_row, 0), *rows])
+    if sky is not None and query_row < 0:
+        sky[0] = ""  # an image file has no recorded position
     figure = similarity_mosaic(caption, query_image, neighbours, images_at(store_path, rows),
-                               f"{len(neighbours)} nearest to {name} in {info.name}")
-    files = save_figure(figure, out_dir / f"{info.name}-{name}.png", pdf)
+                               f"{len(neighbours)} nearest to {name} in {info.name}", sky)
+    files = save_figure(figure, unused_path(out_dir / f"{info.name}-{name}.png"), pdf)
     return {"query": name, "neighbours": neighbours, "mosaic": str(files[0]),
             "search": "faiss" if _has_faiss() else "sklearn"}
 

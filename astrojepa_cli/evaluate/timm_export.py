@@ -3,8 +3,9 @@
 The folder holds ``model.safetensors`` (the timm backbone's state dict) and a
 ``config.json`` in the layout timm reads for ``local-dir:`` and Hugging Face
 Hub models: ``architecture``, ``num_classes``, ``model_args`` (the keyword
-arguments that rebuild the same network) and ``pretrained_cfg`` (input size and
-the per-channel mean and std of the training store). Either of these loads it::
+arguments that rebuild the same network) and ``pretrained_cfg`` (the input size
+the encoder saw, the store's import crop as ``crop_pct``, and the per-channel mean
+and std it was normalised with). Either of these loads it::
 
     timm.create_model("local-dir:OUT", pretrained=True)
     timm.create_model(cfg["architecture"], pretrained=True,
@@ -20,6 +21,7 @@ import numpy as np
 from astrojepa_cli.atomic import write_json
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
+from astrojepa_cli.evaluate.features import run_stretch
 from astrojepa_cli.runs import Run, load_encoder, save_tensors
 
 WEIGHTS_FILE = "model.safetensors"
@@ -29,24 +31,31 @@ CONFIG_FILE = "config.json"
 def timm_config(run: Run, timm_spec: dict, num_features: int) -> dict:
     """``config.json`` for the encoder described by ``timm_spec``, trained on the run's store.
 
-    ``mean``/``std`` are in timm's convention (pixels scaled to [0, 1]) for 8-bit stores;
-    float stores record their raw channel statistics and ``astrojepa.pixel_scale`` 1.
+    The input size is what the encoder was fed: its ``img_size`` (ViTs), else the store's image
+    size (CNNs take any size). ``crop_pct`` is the centre crop the store's images had at import,
+    so timm's eval transform (resize to size / crop_pct, centre crop) reproduces the store's pixels.
+    ``mean``/``std`` are in timm's convention (pixels scaled to [0, 1]) for 8-bit stores; float
+    stores record their raw channel statistics and ``astrojepa.pixel_scale`` 1. A run trained
+    with an intensity stretch records it under ``astrojepa.stretch``: timm's transforms cannot
+    apply it, so apply it before the normalisation.
     """
     spec = dict(timm_spec)
     architecture = spec.pop("model_name")
     model_args = {**spec, "num_classes": 0}
     dataset = run.manifest.get("dataset", {})
     channels = int(model_args.get("in_chans", 3))
-    img_size = int(model_args.get("img_size", 224))
-    pretrained_cfg = {"input_size": [channels, img_size, img_size], "num_classes": 0, "crop_pct": 1.0,
-                      "interpolation": "bilinear"}
-    scale = 1.0
     store_path = Path(dataset.get("store", ""))
-    if store_path.is_file():
-        arrays = store.load(store_path, with_images=False)
-        scale = 255.0 if arrays.images.dtype == np.uint8 else 1.0
-        pretrained_cfg["mean"] = (arrays.channel_mean / scale).tolist()
-        pretrained_cfg["std"] = np.maximum(arrays.channel_std / scale, 1e-6).tolist()
+    if not store_path.is_file():
+        raise UserError(f"the run's store {store_path} is gone; its input size and normalisation cannot be recorded")
+    info = store.read_info(store_path)
+    arrays = store.load(store_path, with_images=False)
+    img_size = int(model_args.get("img_size", info.image_shape[0]))
+    scale = 255.0 if arrays.images.dtype == np.uint8 else 1.0
+    pretrained_cfg = {"input_size": [channels, img_size, img_size], "num_classes": 0,
+                      "crop_pct": float(info.provenance.get("preprocessing", {}).get("crop", 1.0)),
+                      "crop_mode": "center", "interpolation": "bilinear",
+                      "mean": (arrays.channel_mean / scale).tolist(),
+                      "std": np.maximum(arrays.channel_std / scale, 1e-6).tolist()}
     return {
         "architecture": architecture,
         "num_classes": 0,
@@ -56,12 +65,15 @@ def timm_config(run: Run, timm_spec: dict, num_features: int) -> dict:
         "pretrained_cfg": pretrained_cfg,
         "astrojepa": {"run_id": run.id, "arch": run.manifest.get("config", {}).get("arch"),
                       "loss": run.manifest.get("config", {}).get("loss"), "dataset": dataset.get("name"),
-                      "pixel_scale": scale},
+                      "pixel_scale": scale, "stretch": run_stretch(run.manifest),
+                      "store_image_size": info.image_shape[0]},
     }
 
 
 def export_timm(run: Run, out_dir: Path) -> dict:
     """Write ``model.safetensors`` and ``config.json`` for ``run``'s encoder into ``out_dir``."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is an existing file; export writes a folder (give a new or existing folder)")
     encoder = load_encoder(run)
     if not type(encoder.backbone).__module__.startswith("timm."):
         raise UserError(f"{encoder.timm_spec['model_name']} is defined by astrojepa, not timm, so plain timm "

@@ -6,18 +6,44 @@ import json
 import math
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.plots import plt
 from astrojepa_cli.runs import Run
 
 NOT_LOSS_TERMS = ("step", "epoch", "lr", "weight_decay", "images_per_second")
+TERM_LABELS = {
+    "loss": "total loss",
+    "pred": "prediction loss",
+    "sigreg": "SIGReg statistic",
+    "invariance": "invariance term",
+    "variance": "variance term",
+    "covariance": "covariance term",
+    "temperature": "softmax temperature",
+}
 MONITORS = {
     "effective_rank": "effective rank (RankMe)",
     "online_probe_accuracy": "online-probe accuracy",
-    "std_min": "min per-dim std",
-    "std_mean": "mean per-dim std",
+    "std_min": "smallest per-dimension std",
+    "std_mean": "mean per-dimension std",
     "sigreg": "SIGReg statistic",
 }
+
+
+def term_label(term: str) -> str:
+    """A logged loss term in words: ``sigreg`` -> ``SIGReg statistic``."""
+    return TERM_LABELS.get(term, term.replace("_", " "))
+
+
+def integer_ticks(axis) -> None:
+    """Steps and epochs are counts: whole-number ticks only (call it after plotting; a single point
+    gets a range of ±1 so that there are whole numbers to mark)."""
+    low, high = axis.get_xlim()
+    if high - low < 2:
+        middle = round((low + high) / 2)
+        axis.set_xlim(middle - 1, middle + 1)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -32,23 +58,24 @@ def loss_terms(rows: list[dict]) -> list[str]:
     return sorted(terms, key=lambda t: t != "loss")
 
 
-def stacked_series(panels: list[tuple[str, list, list, str]], x_label: str, title: str, marker: str | None = None):
-    """One axis per ``(y_label, xs, ys, legend)`` panel, stacked with a shared x axis."""
-    figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.3 * len(panels)), sharex=True, squeeze=False)
-    for axis, (y_label, xs, ys, legend) in zip(axes[:, 0], panels):
-        axis.plot(xs, ys, marker=marker, label=legend)
+def stacked_series(panels: list[tuple[str, list, list]], x_label: str, title: str, marker: str | None = None):
+    """One axis per ``(y_label, xs, ys)`` panel, stacked with a shared, whole-number x axis."""
+    figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.3 * len(panels) + 0.4), sharex=True, squeeze=False,
+                                layout="constrained")
+    for axis, (y_label, xs, ys) in zip(axes[:, 0], panels):
+        axis.plot(xs, ys, marker=marker)
         axis.set_ylabel(y_label)
-        axis.legend(loc="best")
         axis.grid(alpha=0.3)
+        integer_ticks(axis)
     axes[-1, 0].set_xlabel(x_label)
-    axes[0, 0].set_title(title)
+    figure.suptitle(title)
     return figure
 
 
 def loss_curves(rows: list[dict], title: str):
     """Total loss, then each loss term on its own axis, against the step."""
     steps = [r["step"] for r in rows]
-    panels = [(term, steps, [r.get(term, math.nan) for r in rows], term) for term in loss_terms(rows)]
+    panels = [(term_label(term), steps, [r.get(term, math.nan) for r in rows]) for term in loss_terms(rows)]
     return stacked_series(panels, "step", title)
 
 
@@ -64,33 +91,44 @@ def training_monitors(epochs: list[dict], title: str):
     panels = []
     for key in keys:
         rows = [row for row in epochs if key in row]
-        panels.append((key, [row["epoch"] + 1 for row in rows], [row[key] for row in rows], MONITORS[key]))
+        panels.append((MONITORS[key], [row["epoch"] + 1 for row in rows], [row[key] for row in rows]))
     return stacked_series(panels, "epoch", title, marker="o")
 
 
 def compare_figure(runs: list[Run], labels: list[str], title: str):
-    """Several runs overlaid: every loss term per step and, where logged, effective rank per epoch."""
+    """Several runs overlaid, one colour per run in every panel: each loss term per step, on a panel of its
+    own for each loss function (their scales differ), and, where logged, effective rank per epoch."""
     metrics = [read_metrics(r.metrics_path) for r in runs]
-    terms = []
-    for rows in metrics:
-        terms += [t for t in (loss_terms(rows) if rows else []) if t not in terms]
+    losses = [r.manifest.get("config", {}).get("loss", "unknown loss") for r in runs]
+    panels: list[tuple[str, str]] = []
+    for rows, loss in zip(metrics, losses):
+        panels += [(loss, t) for t in (loss_terms(rows) if rows else []) if (loss, t) not in panels]
     with_rank = any("effective_rank" in row for r in runs for row in r.manifest.get("epochs", []))
-    panels = terms + (["effective_rank"] if with_rank else [])
-    if not panels:
+    if not panels and not with_rank:
         raise UserError("none of the runs has logged metrics yet")
-    figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.4 * len(panels)), squeeze=False)
-    for axis, panel in zip(axes[:, 0], panels):
-        for run, rows, label in zip(runs, metrics, labels):
-            if panel == "effective_rank":
-                points = [(e["epoch"] + 1, e[panel]) for e in run.manifest.get("epochs", []) if panel in e]
-            else:
-                points = [(r["step"], r[panel]) for r in rows if panel in r]
+    count = len(panels) + with_rank
+    figure, axes = plt.subplots(count, 1, figsize=(7, 2.4 * count + 0.4), squeeze=False, layout="constrained")
+    for axis, (loss, term) in zip(axes[:, 0], panels):
+        for index, (rows, label, run_loss) in enumerate(zip(metrics, labels, losses)):
+            points = [(r["step"], r[term]) for r in rows if term in r] if run_loss == loss else []
             if points:
-                axis.plot(*zip(*points), marker="o" if panel == "effective_rank" else None, label=label)
-        axis.set_xlabel("epoch" if panel == "effective_rank" else "step")
-        axis.set_ylabel(panel)
-        axis.grid(alpha=0.3)
-        axis.legend(loc="best", fontsize=7)
-    axes[0, 0].set_title(title)
-    figure.tight_layout()
+                axis.plot(*zip(*points), color=f"C{index % 10}", label=f"{label} ({loss})")
+        _finish_panel(axis, "step", term_label(term))
+    if with_rank:
+        axis = axes[-1, 0]
+        for index, (run, label, loss) in enumerate(zip(runs, labels, losses)):
+            points = [(e["epoch"] + 1, e["effective_rank"]) for e in run.manifest.get("epochs", [])
+                      if "effective_rank" in e]
+            if points:
+                axis.plot(*zip(*points), marker="o", color=f"C{index % 10}", label=f"{label} ({loss})")
+        _finish_panel(axis, "epoch", MONITORS["effective_rank"])
+    figure.suptitle(title)
     return figure
+
+
+def _finish_panel(axis, x_label: str, y_label: str) -> None:
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    integer_ticks(axis)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best", fontsize=7)

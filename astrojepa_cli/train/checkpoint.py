@@ -1,8 +1,10 @@
-"""Resumable checkpoints: tensors in ``state.safetensors``, everything else in ``state.json``.
+"""Resumable checkpoints: one ``state.safetensors`` holds the tensors and, in its
+metadata, the rest of the state (step, optimiser hyper-parameters, extras).
 
-The JSON is written last, and names the step the tensors belong to, so a crash
-between the two writes leaves either the old pair or a pair the loader rejects
-(the step recorded in the tensors' metadata must match the JSON).
+One file renamed into place is atomic: a crash leaves the previous checkpoint or
+the new one, never half of each. ``state.json`` is a readable copy written
+afterwards; the loader trusts the safetensors file, and reads ``state.json``
+only beside a checkpoint written before the state moved into its metadata.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from astrojepa_cli.runs import load_tensors, save_tensors
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+STATE_KEY = "state"
 
 
 def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -55,28 +58,42 @@ def save_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimize
     for name, optimizer in optimizers.items():
         optimizer_tensors, optimizer_json[name] = _flatten_optimizer(f"optimizer.{name}", optimizer)
         tensors.update(optimizer_tensors)
-    save_tensors(run_dir / STATE_TENSORS, tensors, metadata={"step": str(step)})
-    write_json(run_dir / STATE_JSON, {"step": step, "optimizers": optimizer_json, **extra})
+    described = {"step": step, "optimizers": optimizer_json, **extra}
+    save_tensors(run_dir / STATE_TENSORS, tensors, metadata={"step": str(step), STATE_KEY: json.dumps(described)})
+    write_json(run_dir / STATE_JSON, described)
 
 
 def load_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                     device: torch.device) -> dict:
     """Restore ``modules`` and ``optimizers`` in place; return the JSON state (``step`` and extras)."""
-    json_path, tensor_path = run_dir / STATE_JSON, run_dir / STATE_TENSORS
-    if not json_path.exists() or not tensor_path.exists():
-        raise UserError(f"run {run_dir.name} has no checkpoint to resume from")
-    described = json.loads(json_path.read_text())
-    with safe_open(str(tensor_path), framework="pt") as handle:
-        tensor_step = int((handle.metadata() or {}).get("step", -1))
-    if tensor_step != described["step"]:
-        raise UserError(f"checkpoint of run {run_dir.name} is inconsistent (tensors at step {tensor_step}, "
-                        f"state.json at step {described['step']})")
-    tensors = {k: v.to(device) for k, v in load_tensors(tensor_path).items()}
+    described = _described_state(run_dir)
+    tensors = {k: v.to(device) for k, v in load_tensors(run_dir / STATE_TENSORS).items()}
     for name, module in modules.items():
         module.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")})
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(_unflatten_optimizer(f"optimizer.{name}", tensors, described["optimizers"][name]))
         _match_parameter_layout(optimizer)
+    return described
+
+
+def _described_state(run_dir: Path) -> dict:
+    """The non-tensor state: from the tensors' metadata, else (older runs) from a matching ``state.json``."""
+    json_path, tensor_path = run_dir / STATE_JSON, run_dir / STATE_TENSORS
+    if not tensor_path.exists():
+        raise UserError(f"run {run_dir.name} has no checkpoint to resume from")
+    try:
+        with safe_open(str(tensor_path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise UserError(f"{tensor_path} is not a valid safetensors file ({exc.__class__.__name__})") from None
+    if STATE_KEY in metadata:
+        return json.loads(metadata[STATE_KEY])
+    if not json_path.exists():
+        raise UserError(f"run {run_dir.name} has no checkpoint to resume from")
+    described = json.loads(json_path.read_text())
+    if int(metadata.get("step", -1)) != described["step"]:
+        raise UserError(f"checkpoint of run {run_dir.name} is inconsistent (tensors at step {metadata.get('step')}, "
+                        f"state.json at step {described['step']})")
     return described
 
 

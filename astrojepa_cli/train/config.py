@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 try:
     import tomllib
@@ -13,6 +15,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 from astrojepa_cli.data.loader import STRETCHES
 from astrojepa_cli.errors import UserError
+from astrojepa_cli.train.budget import parse_duration
+from astrojepa_cli.train.method_options import check_method_options
+from registry.views import ROTATIONS, Augment
 
 PRECISIONS = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -49,6 +54,15 @@ class PretrainConfig:
     global_scale: tuple[float, float] | None = None
     local_scale: tuple[float, float] | None = None
     view_noise: float = 0.0
+    rotation: str = "quarter"
+    translate: float = 0.0
+    blur: float = 0.0
+    flux_scale: tuple[float, float] | None = None
+    temperature: float | None = None
+    proj_dim: int | None = None
+    proj_hidden: int | None = None
+    proj_depth: int | None = None
+    budget: str | None = None
     precision: str = "auto"
     compile: bool = False
     seed: int = 0
@@ -67,7 +81,7 @@ class PretrainConfig:
         """The config recorded in a run manifest (lists back to tuples)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in values.items() if k in known}
-        return cls(**_tuples({**values, "train_splits": values.get("train_splits", ("train",))}))
+        return cls(**with_tuples({**values, "train_splits": values.get("train_splits", ("train",))}))
 
     def validate(self) -> None:
         checks = [
@@ -87,10 +101,26 @@ class PretrainConfig:
             (all(_valid_scale(s) for s in (self.global_scale, self.local_scale)),
              "--global-scale and --local-scale must be two area fractions 0 < low <= high <= 1"),
             (self.view_noise >= 0, "--view-noise must be non-negative"),
+            (self.rotation in ROTATIONS, f"--rotation must be one of {', '.join(ROTATIONS)}"),
+            (0 <= self.translate <= 0.5, "--translate must lie in [0, 0.5] (a fraction of the image side)"),
+            (self.blur >= 0, "--blur must be non-negative (the largest PSF sigma in pixels)"),
+            (self.flux_scale is None or (len(self.flux_scale) == 2 and 0 < self.flux_scale[0] <= self.flux_scale[1]),
+             "--flux-scale must be two factors 0 < low <= high"),
+            (self.temperature is None or self.temperature > 0, "--temperature must be positive"),
+            (all(v is None or v >= 1 for v in (self.proj_dim, self.proj_hidden, self.proj_depth)),
+             "--proj-dim, --proj-hidden and --proj-depth must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        if self.budget is not None:
+            parse_duration(self.budget)
+        check_method_options(self)
+
+    def augment(self) -> Augment:
+        """The view augmentations these options ask for."""
+        return Augment(rotation=self.rotation, translate=self.translate, blur_sigma=self.blur,
+                       flux_scale=self.flux_scale, noise_std=self.view_noise)
 
     def with_method_defaults(self) -> "PretrainConfig":
         """Fill unset weight decay from the method's paper (I-JEPA ramps it; LeJEPA keeps it constant)."""
@@ -106,10 +136,10 @@ class PretrainConfig:
         return asdict(self)
 
 
-TUPLE_FIELDS = ("train_splits", "global_scale", "local_scale")
+TUPLE_FIELDS = ("train_splits", "global_scale", "local_scale", "flux_scale")
 
 
-def _tuples(values: dict) -> dict:
+def with_tuples(values: dict) -> dict:
     """JSON and TOML give lists where the config holds tuples."""
     return {k: tuple(v) if k in TUPLE_FIELDS and v is not None else v for k, v in values.items()}
 
@@ -129,8 +159,49 @@ def read_config_file(path: Path) -> dict:
             values = json.loads(path.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot parse config {path}: {exc}") from None
+    return checked_values(values, str(path))
+
+
+def checked_values(values: dict, source: str) -> dict:
+    """Config ``values`` from a file (``source`` names it), checked against :class:`PretrainConfig`'s
+    field names and types; lists become the tuples the config holds."""
     known = {f.name for f in fields(PretrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UserError(f"unknown key(s) in {path}: {', '.join(unknown)}")
-    return _tuples(values)
+        raise UserError(f"unknown key(s) in {source}: {', '.join(unknown)}")
+    hints = get_type_hints(PretrainConfig)
+    for key, value in values.items():
+        if not _has_type(value, hints[key]):
+            raise UserError(f"{source}: '{key}' must be {_type_name(hints[key])}, got {json.dumps(value)}")
+    return with_tuples(values)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a JSON/TOML value fits a field's type hint (lists stand for tuples; ints for floats)."""
+    origin, arguments = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        return any(_has_type(value, option) for option in arguments)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        if not isinstance(value, list):
+            return False
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return all(_has_type(item, arguments[0]) for item in value)
+        return len(value) == len(arguments) and all(map(_has_type, value, arguments))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)  # a hint this check does not know passes
+
+
+def _type_name(hint: Any) -> str:
+    origin, arguments = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        return " or ".join(_type_name(option) for option in arguments)
+    if hint is type(None):
+        return "null"
+    if origin is tuple:
+        return "a list" if arguments[-1] is Ellipsis else f"a list of {len(arguments)} numbers"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from astrojepa_cli.errors import UserError
+from astrojepa_cli.train.config import DEVICES
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,19 @@ def launched_as_secondary_rank() -> bool:
 
 
 def resolve_device(choice: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU; an explicit choice must be available."""
+    """``auto`` picks CUDA, then MPS, then the CPU; an explicit choice (``cuda:1`` too) must be available."""
+    kind, _, index = choice.partition(":")
+    if kind not in DEVICES or (index and not index.isdigit()) or (index and kind != "cuda"):
+        raise UserError(f"--device must be one of {', '.join(DEVICES)} (or cuda:N), got '{choice}'")
+    if index and torch.cuda.is_available() and int(index) >= torch.cuda.device_count():
+        raise UserError(f"--device {choice}: there are {torch.cuda.device_count()} CUDA devices")
     if choice == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is available")
     if choice == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps was asked for but MPS is not available")

@@ -36,6 +36,7 @@ ijepa=$("$astrojepa" pretrain --data gz1-32 --arch vit-t --img-size 32 --patch-s
 
 # The numbers behind the figures go to stdout.
 "$astrojepa" probe "$lejepa"
+"$astrojepa" probe "$lejepa" --random-init
 "$astrojepa" probe "$lejepa" --shots 1,10,100 --seeds 3
 "$astrojepa" probe "$lejepa" --shots 1,10,100 --seeds 3 --random-init
 "$astrojepa" probe "$lejepa" --fractions 0.1,0.25,0.5,1.0

@@ -1,6 +1,8 @@
-"""Image folders: a Zoobot-style catalog CSV, or one sub-folder per class.
+"""Image folders: a Zoobot-style catalog CSV, one sub-folder per class, or plain unlabelled images.
 
 JPEG, PNG and the other formats Pillow reads, or FITS (with astropy installed).
+A folder with neither a catalog nor class sub-folders is imported unlabelled,
+each image's id its file name without the suffix.
 
 Catalog columns (case-sensitive):
 
@@ -8,12 +10,15 @@ Catalog columns (case-sensitive):
 * ``label`` (optional): an integer class index (-1 for unlabelled) or a class name;
 * ``label_name`` (optional, with integer labels): the class names;
 * ``split`` (optional): ``train``, ``valid``/``val`` or ``test``;
-* id column (``id``, ``objid``, ``object_id``; optional): a unique object id.
+* id column (``id``, ``objid``, ``object_id``; optional): a unique object id;
+* any other column (``ra``, ``dec``, ``gz1_class``, ...) is kept in the store beside the images:
+  as numbers when every non-empty value is one (empty cells become NaN), else as text.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from astrojepa_cli.data.sources import ImportOptions
@@ -25,6 +30,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".we
 FILE_COLUMNS = ("file", "path", "filename", "image")
 ID_COLUMNS = ("id", "objid", "object_id")
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "validation": "valid", "test": "test"}
+LABEL_COLUMNS = ("label", "label_name", "split")
 
 
 def _pick(columns: list[str], wanted: tuple[str, ...], override: str | None = None) -> str | None:
@@ -48,6 +54,7 @@ def read_catalog(folder: Path, catalog: Path, file_column: str | None) -> tuple[
     if file_col is None:
         raise DataError(f"catalog {catalog} needs a file column ({', '.join(FILE_COLUMNS)}); it has {', '.join(columns)}")
     id_col = _pick(columns, ID_COLUMNS)
+    extra = _extra_columns(rows, [c for c in columns if c not in (file_col, id_col, *LABEL_COLUMNS)])
     raw_labels = [row.get("label", "") for row in rows]
     class_names = _class_names(rows, raw_labels)
     entries = []
@@ -62,8 +69,27 @@ def read_catalog(folder: Path, catalog: Path, file_column: str | None) -> tuple[
             split = SPLIT_ALIASES[split.strip().lower()]
         label = _label_index(raw_labels[number - 2], class_names, catalog.name, number)
         object_id = row[id_col] if id_col else Path(row[file_col]).stem
-        entries.append(Entry(path.name, label, str(object_id), split, path=path))
+        columns = {name: values[number - 2] for name, values in extra.items()}
+        entries.append(Entry(path.name, label, str(object_id), split, path=path, columns=columns))
     return entries, class_names
+
+
+def _extra_columns(rows: list[dict], names: list[str]) -> dict[str, list]:
+    """Each of the catalog's other columns: floats (empty cells NaN) if every non-empty cell is a number, else text."""
+    kept = {}
+    for name in names:
+        cells = [(row[name] or "").strip() for row in rows]
+        numbers = [_float(cell) for cell in cells]
+        numeric = all(number is not None or cell == "" for cell, number in zip(cells, numbers))
+        kept[name.replace("/", "_")] = [math.nan if n is None else n for n in numbers] if numeric else cells
+    return kept
+
+
+def _float(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _class_names(rows: list[dict], raw_labels: list[str]) -> list[str]:
@@ -95,16 +121,29 @@ def _is_int(value: str) -> bool:
     return True
 
 
-def scan_class_folders(folder: Path) -> tuple[list[Entry], list[str]]:
-    """Entries from a ``folder/<class>/<image>`` tree, class names sorted alphabetically."""
+def _images_in(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir())
+            if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or p.name.lower().endswith(FITS_SUFFIXES))]
+
+
+def _stem(path: Path) -> str:
+    """The file name without its image suffix (``a.fits.gz`` -> ``a``)."""
+    name = path.name
+    return next((name[: -len(s)] for s in FITS_SUFFIXES if name.lower().endswith(s)), path.stem)
+
+
+def scan_folder(folder: Path) -> tuple[list[Entry], list[str]]:
+    """Entries from a ``folder/<class>/<image>`` tree (class names sorted alphabetically), or, without
+    class sub-folders, the folder's own images, unlabelled, with their file names as ids."""
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
     if not class_dirs:
-        raise DataError(f"{folder} has no catalog and no class sub-folders; pass --catalog CSV")
-    entries = []
-    for index, class_dir in enumerate(class_dirs):
-        for path in sorted(class_dir.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES or path.name.lower().endswith(FITS_SUFFIXES):
-                entries.append(Entry(path.name, index, f"{class_dir.name}/{path.stem}", None, path=path))
+        entries = [Entry(path.name, -1, _stem(path), None, path=path) for path in _images_in(folder)]
+        if not entries:
+            raise DataError(f"{folder} has no catalog and no class sub-folders, and no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES) + list(FITS_SUFFIXES))}) of its own")
+        return entries, []
+    entries = [Entry(path.name, index, f"{class_dir.name}/{_stem(path)}", None, path=path)
+               for index, class_dir in enumerate(class_dirs) for path in _images_in(class_dir)]
     if not entries:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES) + list(FITS_SUFFIXES))}) under {folder}")
     return entries, [p.name for p in class_dirs]
@@ -116,7 +155,7 @@ def import_folder(options: ImportOptions, path: Path, catalog: Path | None = Non
         raise DataError(f"folder not found: {folder}")
     if catalog is None and (folder / "catalog.csv").exists():
         catalog = folder / "catalog.csv"
-    entries, class_names = read_catalog(folder, Path(catalog), file_column) if catalog else scan_class_folders(folder)
+    entries, class_names = read_catalog(folder, Path(catalog), file_column) if catalog else scan_folder(folder)
     provenance = {
         "source": "folder",
         "origin": str(folder.resolve()),

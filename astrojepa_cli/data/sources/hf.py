@@ -31,7 +31,8 @@ def _datasets_library() -> Any:
     try:
         import datasets
     except ImportError:
-        raise DataError("hf: sources need the 'datasets' library: pip install datasets pyarrow") from None
+        raise DataError("hf: sources need the 'datasets' library: pip install 'astrojepa[hf]' "
+                        "(or: pip install datasets pyarrow)") from None
     datasets.disable_progress_bars()  # stderr carries our own messages only
     datasets.logging.set_verbosity_error()
     return datasets

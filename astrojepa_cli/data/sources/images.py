@@ -2,16 +2,17 @@
 
 Shared by the ``folder`` and ``hf:`` sources. Each :class:`Entry` says where
 its bytes come from (a path, or a function returning a file-like object) and
-carries its label, id and split. Undecodable images are skipped and reported,
-or stop the import under ``--strict``; images of several sizes are cropped and
-resized to one size, with a warning.
+carries its label, id, split and any catalog columns to keep beside it.
+Undecodable images are skipped and reported, or stop the import under
+``--strict``; images of several sizes are cropped and resized to one size, with
+a warning.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
@@ -31,7 +32,8 @@ DECODE_THREADS = 4
 
 @dataclass
 class Entry:
-    """One image to import: ``name`` appears in messages; ``opener`` (if set) returns its bytes as a file."""
+    """One image to import: ``name`` appears in messages; ``opener`` (if set) returns its bytes as a file;
+    ``columns`` holds its catalog values (the same names for every entry of an import)."""
 
     name: str
     label: int
@@ -39,6 +41,7 @@ class Entry:
     split: str | None
     path: Path | None = None
     opener: Callable[[], IO[bytes]] | None = None
+    columns: dict[str, float | str] = field(default_factory=dict)
 
     def source(self) -> Path | IO[bytes]:
         return self.opener() if self.opener is not None else self.path
@@ -52,7 +55,7 @@ def image_kind(entries: list[Entry]) -> str:
     """'FITS' for FITS collections, else the PIL mode: 'L' for greyscale, 'RGB' otherwise (from the first readable image)."""
     if entries and entries[0].is_fits:
         if importlib.util.find_spec("astropy") is None:
-            raise DataError("reading FITS images needs astropy: pip install astropy")
+            raise DataError("reading FITS images needs astropy: pip install 'astrojepa[fits]'")
         return "FITS"
     for entry in entries[:20]:
         try:
@@ -106,7 +109,8 @@ def write_images(options: ImportOptions, entries: list[Entry], class_names: list
     skipped: list[str] = []
     sizes: set[tuple[int, int]] = set()
     with StoreWriter(options.store, name=options.name, image_shape=(options.size, options.size, len(selected)),
-                     dtype=dtype, class_names=class_names, provenance=provenance) as writer:
+                     dtype=dtype, class_names=class_names, provenance=provenance,
+                     column_names=list(entries[0].columns)) as writer:
         with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
             for start in range(0, len(entries), CHUNK):
                 batch = entries[start : start + CHUNK]
@@ -127,6 +131,7 @@ def write_images(options: ImportOptions, entries: list[Entry], class_names: list
                         [e.label for e, _ in kept],
                         [e.object_id for e, _ in kept],
                         [e.split or "train" for e, _ in kept] if has_split else None,
+                        columns={name: [e.columns[name] for e, _ in kept] for name in entries[0].columns},
                     )
         if skipped:
             options.warnings.append(f"skipped {len(skipped)} undecodable image(s): {'; '.join(skipped[:5])}")

@@ -1,0 +1,77 @@
+"""A run's manifest as a short summary for people (``runs show``); ``--json`` prints the whole manifest instead."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+
+from astrojepa_cli.runs import Run
+
+# The score shown for an evaluation: the first of these its record has.
+SCORES = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "roc_auc": "ROC-AUC", "r2": "R²",
+          "rmse": "RMSE"}
+MONITORS = {"effective_rank": "effective rank", "online_probe_accuracy": "online-probe accuracy",
+            "std_min": "smallest per-dimension std"}
+
+
+def _score(values: dict) -> str | None:
+    key = next((k for k in SCORES if isinstance(values.get(k), (int, float))), None)
+    if key is None:
+        return None
+    spread = values.get(f"{key}_std")
+    return f"{SCORES[key]} {values[key]:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+
+
+def evaluation_score(record: dict) -> str:
+    """One evaluation record in a few words: its headline score, or what it holds."""
+    if record.get("curve"):
+        point = record["curve"][-1]
+        axis = "shots" if "shots" in point else "fraction"
+        return f"{_score(point)} at {axis} {point[axis]}"
+    if "pretrained" in record:
+        return f"{_score(record['pretrained'])} fine-tuned; {_score(record['scratch'])} from scratch"
+    if "spearman" in record:
+        rho = record["spearman"].get("rho")
+        return f"Spearman rho {rho:.3f} over {record['spearman']['n']} checkpoints" if rho is not None else "rho undefined"
+    if "evaluation" in record:
+        return _score(record["evaluation"]) or "recorded"
+    if "top" in record:
+        return f"top {record['top']} listed ({record.get('scorer', '')} score)"
+    return _score(record) or "recorded"
+
+
+def run_summary(run: Run) -> Group:
+    """Status, method, data, result, the last epoch's monitors and every evaluation's score."""
+    manifest = run.manifest
+    config, dataset, result = manifest.get("config", {}), manifest.get("dataset", {}), manifest.get("result", {})
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    steps = f", step {manifest['steps']} of {manifest['total_steps']}" if "total_steps" in manifest else ""
+    facts.add_row("run", f"{run.id} ({manifest.get('status', 'unknown')}{steps})")
+    facts.add_row("time", f"{manifest.get('started', '?')} to {manifest.get('finished', 'now')}")
+    method = [config.get("loss"), config.get("arch"), config.get("img_size") and f"{config['img_size']} px",
+              config.get("batch_size") and f"batch {config['batch_size']}", config.get("epochs") and
+              f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}"]
+    facts.add_row("method", ", ".join(str(part) for part in method if part))
+    if dataset:
+        shape = "×".join(str(s) for s in dataset.get("image_shape", []))
+        facts.add_row("data", f"{dataset.get('name')}: {dataset.get('n_images')} images of {shape}, "
+                              f"{dataset.get('n_train_images')} used for training")
+    if result:
+        facts.add_row("result", f"final loss {result.get('final_loss', float('nan')):.4g}, "
+                                f"{result.get('images_per_second', 0):.0f} images/s")
+    epochs = manifest.get("epochs") or []
+    if epochs:
+        last = epochs[-1]
+        monitors = [f"{label} {last[key]:.3g}" for key, label in MONITORS.items() if key in last]
+        facts.add_row(f"epoch {last.get('epoch', len(epochs) - 1)}", ", ".join(monitors) or "no monitors")
+    facts.add_row("folder", str(run.dir))
+    parts = [facts]
+    evaluations = manifest.get("evaluations") or {}
+    if evaluations:
+        table = Table("evaluation", "score", title="evaluations", title_justify="left")
+        for key, record in evaluations.items():
+            table.add_row(key, evaluation_score(record))
+        parts.append(table)
+    return Group(*parts)

@@ -1,0 +1,286 @@
+"""Diagnose a pretrained encoder against the same network with random weights.
+
+Usage::
+
+    python benchmarks/diagnose.py RUN_ID --data gz1-48 --out benchmarks/results/diagnosis-NAME.json \\
+        --figure docs/figures/diagnosis-NAME.png
+    python benchmarks/diagnose.py base/gz1-48/seed0 --sweep benchmarks/results/cpu-recipes --data gz1-48 ...
+
+``RUN`` is a run id (or folder), or with ``--sweep DIR`` the key of a finished row of that
+sweep's ``rows.jsonl``. For the run's encoder and for the same architecture with random
+weights (seed 0), on D4-averaged embeddings of every image of ``--data``, it measures:
+
+* the spectrum: RankMe and the variance share of the top 1, 5 and 10 principal components;
+* the Spearman correlation of the top 5 principal-component scores with each image's flux
+  above the sky, apparent size, background level and centring offset;
+* the frozen protocol's probes (linear, kNN-20, 10-shot) on the raw embedding and with the
+  top 1, 5 and 10 principal components projected out (fitted on the train split);
+* for an objective with a projector, the same probes on the projector's output, rebuilt
+  from the run's ``state.safetensors``;
+* the learnable temperature's trajectory from the run's ``metrics.jsonl``.
+
+It writes one JSON file and one multi-panel figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from astrojepa_cli import paths, runs  # noqa: E402
+from astrojepa_cli.atomic import write_json  # noqa: E402
+from astrojepa_cli.data import store  # noqa: E402
+from astrojepa_cli.errors import UserError  # noqa: E402
+from astrojepa_cli.evaluate import diagnostics  # noqa: E402
+from astrojepa_cli.evaluate.features import Features, run_stretch  # noqa: E402
+from astrojepa_cli.evaluate.frozen_protocol import encoder_features, score_features  # noqa: E402
+from astrojepa_cli.train import budget  # noqa: E402
+from astrojepa_cli.train.checkpoint import STATE_TENSORS  # noqa: E402
+from astrojepa_cli.train.config import PretrainConfig  # noqa: E402
+from astrojepa_cli.train.loop import build_objective, create_plugin  # noqa: E402
+
+REMOVED = (0, 1, 5, 10)
+CORRELATED_COMPONENTS = 5
+PROBES = ("linear", "knn-20", "10-shot")
+PROPERTY_LABELS = {"flux": "flux above sky", "size": "apparent size", "background": "background level",
+                   "centring": "centring offset"}
+
+
+def resolve_run(ref: str, sweep: Path | None, root: Path | None) -> runs.Run:
+    """The run named by ``ref``: a run id or folder, or with ``sweep`` the key of one of its finished rows."""
+    if sweep is None:
+        return runs.open_run(ref, root)
+    rows_path = sweep / "rows.jsonl"
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] if rows_path.exists() else []
+    found = next((row for row in rows if row.get("kind") == "recipe" and row.get("key") == ref), None)
+    if found is None:
+        raise UserError(f"no finished row '{ref}' in {rows_path}")
+    return runs.open_run(found["run_id"], root)
+
+
+def trained_head(run: runs.Run, encoder: torch.nn.Module, channels: int, img_size: int) -> torch.nn.Module | None:
+    """The run's projector, rebuilt with its objective and loaded from ``state.safetensors`` (None if it has none)."""
+    config = PretrainConfig.from_json(run.manifest["config"])
+    objective = build_objective(config, channels, img_size)
+    if not hasattr(objective, "projector"):
+        return None
+    tensors = runs.load_tensors(run.dir / STATE_TENSORS)
+    prefix = "objective."
+    objective.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    with safe_open(str(run.dir / STATE_TENSORS), framework="pt") as handle:
+        state_step = (handle.metadata() or {}).get("step")
+    if encoder.saved_step is not None and state_step is not None and encoder.saved_step != int(state_step):
+        raise UserError(f"run {run.id}: encoder file at step {encoder.saved_step}, checkpoint at step {state_step}")
+    return objective.projector
+
+
+def removed_scores(features: Features, classes: list[str], removed: tuple[int, ...]) -> dict[str, dict]:
+    """The frozen protocol's scores with the top ``k`` principal components projected out, for each ``k``."""
+    train = features.split == "train"
+    scored = {}
+    for k in removed:
+        kept = diagnostics.remove_top_components(features.embeddings, k, fit_rows=train)
+        scored[str(k)] = score_features(Features(kept, features.labels, features.ids, features.split,
+                                                 features.targets), classes)
+    return scored
+
+
+def describe(features: Features, properties: dict[str, np.ndarray], classes: list[str],
+             removed: tuple[int, ...]) -> dict:
+    return {"spectrum": diagnostics.spectrum(features.embeddings),
+            "correlations": diagnostics.component_correlations(features.embeddings, properties,
+                                                               CORRELATED_COMPONENTS),
+            "scores_removed": removed_scores(features, classes, removed)}
+
+
+def balanced(scores: dict, probe: str) -> tuple[float, float]:
+    cell = scores[probe]
+    return cell["balanced_accuracy"], cell.get("balanced_accuracy_std", 0.0)
+
+
+def plot(result: dict, figure: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dataset = result["dataset"]
+    learned, random_ = result["learned"], result["random_weights"]
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
+    fig.suptitle(f"Diagnosis of {result['run']['loss']} {result['run']['arch']} "
+                 f"({result['run']['steps']} steps, {result['run']['img_size']} px) on {dataset}", fontsize=13)
+
+    ax = axes[0, 0]
+    for name, block, colour in (("learned", learned, "C0"), ("random weights", random_, "C1")):
+        ratios = block["spectrum"]["explained_variance_ratio"]
+        ax.semilogy(np.arange(1, len(ratios) + 1), ratios, color=colour,
+                    label=f"{name} (RankMe {block['spectrum']['rankme']:.1f}, "
+                          f"top-5 share {block['spectrum']['variance_share']['top5']:.2f})")
+    if "projector" in result:
+        ratios = result["projector"]["spectrum"]["explained_variance_ratio"]
+        ax.semilogy(np.arange(1, len(ratios) + 1), ratios, color="C2", linestyle="--",
+                    label=f"projector output (RankMe {result['projector']['spectrum']['rankme']:.1f})")
+    ax.set_xlabel("principal component")
+    ax.set_ylabel("share of variance")
+    ax.set_title(f"Embedding spectrum, {dataset}")
+    ax.legend(fontsize=8)
+
+    for ax, (name, block) in zip(axes[0, 1:], (("learned", learned), ("random weights", random_))):
+        corr = block["correlations"]
+        rho = np.array(corr["rho"])
+        image = ax.imshow(rho, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(corr["properties"])), [PROPERTY_LABELS.get(p, p) for p in corr["properties"]],
+                      rotation=20)
+        ax.set_yticks(range(len(corr["components"])), corr["components"])
+        for (i, j), value in np.ndenumerate(rho):
+            ax.text(j, i, f"{value:+.2f}", ha="center", va="center", fontsize=9,
+                    color="white" if abs(value) > 0.6 else "black")
+        ax.set_xlabel("image property")
+        ax.set_ylabel("principal component of the embedding")
+        ax.set_title(f"Spearman ρ, {name} features, {dataset}")
+        fig.colorbar(image, ax=ax, fraction=0.046, label="Spearman ρ")
+
+    ax = axes[1, 0]
+    removed = [int(k) for k in learned["scores_removed"]]
+    for name, block, colour in (("learned", learned, "C0"), ("random weights", random_, "C1")):
+        few = [balanced(block["scores_removed"][str(k)], "10-shot") for k in removed]
+        linear = [balanced(block["scores_removed"][str(k)], "linear")[0] for k in removed]
+        ax.errorbar(removed, [m for m, _ in few], yerr=[s for _, s in few], color=colour, marker="o", capsize=3,
+                    label=f"{name}, 10 labels per class")
+        ax.plot(removed, linear, color=colour, marker="s", linestyle="--", label=f"{name}, all labels (linear)")
+    ax.set_xlabel("top principal components removed")
+    ax.set_ylabel("balanced accuracy (test split)")
+    ax.set_title(f"Probes without the top components, {dataset}")
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 1]
+    if "projector" in result:
+        rows = [("encoder embedding", learned["scores_removed"]["0"]), ("projector output", result["projector"]["scores"])]
+        width = 0.38
+        for offset, (name, scores) in zip((-width / 2, width / 2), rows):
+            values = [balanced(scores, probe) for probe in PROBES]
+            ax.bar(np.arange(len(PROBES)) + offset, [m for m, _ in values], width, yerr=[s for _, s in values],
+                   capsize=3, label=name)
+        ax.set_xticks(range(len(PROBES)), ["linear (all labels)", "kNN, k = 20", "10 labels per class"])
+        ax.set_ylabel("balanced accuracy (test split)")
+        ax.set_title(f"Learned encoder embedding against its projector, {dataset}")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "this objective has no projector", ha="center", va="center")
+        ax.set_axis_off()
+
+    ax = axes[1, 2]
+    trajectory = result["temperature"]
+    if trajectory["step"]:
+        ax.plot(trajectory["step"], trajectory["temperature"], marker="o")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("softmax temperature τ")
+        ax.set_title(f"Learnable temperature during pretraining on {result['run']['trained_on']}")
+    else:
+        ax.text(0.5, 0.5, "no learnable temperature logged", ha="center", va="center")
+        ax.set_axis_off()
+
+    fig.tight_layout()
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="run id or folder (or, with --sweep, a row key such as base/gz1-48/seed0)")
+    parser.add_argument("--data", required=True, help="labelled store to diagnose on")
+    parser.add_argument("--root", type=Path, default=None, help="astrojepa home (default: $ASTROJEPA_HOME)")
+    parser.add_argument("--sweep", type=Path, default=None, help="sweep output folder whose rows.jsonl names RUN")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--figure", type=Path, required=True, help="PNG figure to write")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--remove", type=int, nargs="+", default=list(REMOVED),
+                        help="numbers of top principal components to project out before probing (0 = none)")
+    args = parser.parse_args()
+    try:
+        result = diagnose(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_json(args.out, result)
+    plot(result, args.figure)
+    print(summary_line(result))
+    return 0
+
+
+def diagnose(args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    run = resolve_run(args.run, args.sweep, args.root)
+    store_path = paths.existing_store(args.data, args.root)
+    info = store.read_info(store_path)
+    config = run.manifest["config"]
+    img_size = config.get("img_size") or run.manifest["dataset"]["image_shape"][0]
+    stretch = run_stretch(run.manifest)
+    removed = tuple(sorted(set(args.remove) | {0}))
+
+    encoder = runs.load_encoder(run)
+    head = trained_head(run, encoder, info.channels, img_size)
+    if head is None:
+        learned_features, projected = encoder_features(encoder, store_path, args.device, stretch), None
+    else:
+        learned_features, projected = diagnostics.embedding_and_head_features(encoder, head, store_path, args.device,
+                                                                              stretch)
+    torch.manual_seed(0)
+    random_encoder = create_plugin("encoder", config["arch"], img_size=img_size, patch_size=config.get("patch_size"),
+                                   in_chans=info.channels)
+    random_encoder.input_size = img_size
+    random_features = encoder_features(random_encoder, store_path, args.device, stretch)
+    embedded_s = time.perf_counter() - started
+
+    properties = diagnostics.image_properties(store_path, img_size, stretch)
+    result = {
+        "dataset": info.name,
+        "run": {"run_id": run.id, "ref": args.run, "loss": config["loss"], "arch": config["arch"], "img_size": img_size,
+                "steps": run.manifest.get("steps"), "trained_on": run.manifest["dataset"]["name"],
+                "config": config},
+        "protocol": {"tta": "d4", "random_seed": 0, "correlated_components": CORRELATED_COMPONENTS,
+                     "removed_components": list(removed), "pca_for_removal": "fitted on the train split"},
+        "properties": {name: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10)),
+                              "p90": float(np.percentile(v, 90))} for name, v in properties.items()},
+        "property_correlations": diagnostics.property_correlations(properties),
+        "learned": describe(learned_features, properties, info.classes, removed),
+        "random_weights": describe(random_features, properties, info.classes, removed),
+        "temperature": diagnostics.temperature_trajectory(run.metrics_path),
+    }
+    if projected is not None:
+        result["projector"] = {"spectrum": diagnostics.spectrum(projected.embeddings),
+                               "correlations": diagnostics.component_correlations(projected.embeddings, properties,
+                                                                                  CORRELATED_COMPONENTS),
+                               "scores": score_features(projected, info.classes)}
+    result["timing"] = {"embed_s": round(embedded_s, 1), "total_s": round(time.perf_counter() - started, 1),
+                        "machine": budget.machine(), "load_average": os.getloadavg()[0]}
+    result["command"] = " ".join(["python", "benchmarks/diagnose.py", *sys.argv[1:]])
+    result["time"] = runs.now()
+    return result
+
+
+def summary_line(result: dict) -> str:
+    parts = [f"{result['dataset']}:"]
+    for name, key in (("learned", "learned"), ("random", "random_weights")):
+        block = result[key]
+        parts.append(f"{name} RankMe {block['spectrum']['rankme']:.1f} "
+                     f"10-shot {balanced(block['scores_removed']['0'], '10-shot')[0]:.3f} "
+                     f"linear {balanced(block['scores_removed']['0'], 'linear')[0]:.3f};")
+    if "projector" in result:
+        parts.append(f"projector linear {balanced(result['projector']['scores'], 'linear')[0]:.3f}")
+    return " ".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

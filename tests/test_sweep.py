@@ -1,0 +1,114 @@
+"""benchmarks/sweep.py end to end on a tiny store: two recipes, scored, ranked, plotted, resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SWEEP = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep.py"
+
+TINY = """
+[sweep]
+datasets = ["blobs"]
+seeds = [0]
+steps = {steps}
+
+[base]
+loss = "simclr"
+arch = "resnet18"
+img_size = 16
+batch_size = 16
+log_every = 1
+
+[[run]]
+name = "base"
+
+[[run]]
+name = "fixed-temperature"
+temperature = 0.2
+"""
+
+
+def _sweep(home: Path, sweep_file: Path, out: Path, *extra: str, wait: bool = True):
+    env = {**os.environ, "ASTROJEPA_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(SWEEP), str(sweep_file), "--out", str(out), *extra]
+    if not wait:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+
+
+def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store, home, tmp_path):
+    sweep_file, out = tmp_path / "tiny.toml", tmp_path / "out"
+    sweep_file.write_text(TINY.format(steps=3))
+    done = _sweep(home, sweep_file, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _rows(out)
+    recipes = {row["name"]: row for row in rows if row["kind"] == "recipe"}
+    baselines = {row["baseline"] for row in rows if row["kind"] == "baseline"}
+    assert set(recipes) == {"base", "fixed-temperature"}
+    # Both recipes share one architecture and size, so each baseline is scored once.
+    assert baselines == {"random_weights", "pixels"} and len(rows) == 4
+    for row in recipes.values():
+        assert row["steps"] == 3 and row["config"]["img_size"] == 16
+        for probe in ("linear", "knn-20", "10-shot"):
+            assert set(row["scores"][probe]) >= {"accuracy", "balanced_accuracy", "macro_f1"}
+    assert recipes["fixed-temperature"]["config"]["temperature"] == 0.2
+    assert "recipes ranked by linear" in done.stdout and "fixed-temperature" in done.stdout
+    assert (out / "score-vs-compute.png").stat().st_size > 1000
+    summary = json.loads((out / "summary.json").read_text())
+    assert [line["score"] for line in summary] == sorted((line["score"] for line in summary), reverse=True)
+
+    again = _sweep(home, sweep_file, out)
+    assert again.returncode == 0 and "pretraining" not in again.stdout
+    assert len(_rows(out)) == 4
+
+
+def test_interrupted_sweep_resumes_its_pretraining(blob_store, home, tmp_path):
+    sweep_file, out = tmp_path / "long.toml", tmp_path / "out"
+    sweep_file.write_text(TINY.format(steps=150).split("[[run]]")[0] + '[[run]]\nname = "base"\n')
+    process = _sweep(home, sweep_file, out, wait=False)
+    deadline = time.time() + 300
+    while not list((home / "runs").glob("*/metrics.jsonl")):
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("interrupted")
+    interrupted = json.loads((out / "in-flight.json").read_text())["base/blobs/seed0"]
+    manifest = json.loads((home / "runs" / interrupted / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["steps"] < 150
+    assert not (out / "rows.jsonl").exists()
+
+    resumed = _sweep(home, sweep_file, out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    row = next(row for row in _rows(out) if row["kind"] == "recipe")
+    assert row["run_id"] == interrupted and row["steps"] == 150
+    assert json.loads((out / "in-flight.json").read_text()) == {}
+
+
+def test_bad_sweep_files_are_one_error_line(home, tmp_path):
+    cases = {
+        "missing.toml": None,
+        "syntax.toml": "[sweep\n",
+        "no-length.toml": '[sweep]\ndatasets = ["blobs"]\n[[run]]\nname = "a"\n',
+        "bad-option.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nlr = "fast"\n',
+        "inapplicable.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nloss = "simclr"\nlam = 0.5\n',
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        done = _sweep(home, path, tmp_path / "out")
+        assert done.returncode == 2, (name, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), (name, done.stderr)
