@@ -13,8 +13,9 @@ weights (seed 0), on D4-averaged embeddings of every image of ``--data``, it mea
 * the spectrum: RankMe and the variance share of the top 1, 5 and 10 principal components;
 * the Spearman correlation of the top 5 principal-component scores with each image's flux
   above the sky, apparent size, background level and centring offset;
-* the frozen protocol's probes (linear, kNN-20, 10-shot) on the raw embedding and with the
-  top 1, 5 and 10 principal components projected out (fitted on the train split);
+* the frozen protocol's probes (linear, kNN-20, 10-shot) on the raw embedding, and the
+  10-shot and kNN probes with the top 1, 5 and 10 principal components projected out
+  (fitted on the train split; ``--linear-removed`` adds the slow all-label linear probe);
 * for an objective with a projector, the same probes on the projector's output, rebuilt
   from the run's ``state.safetensors``;
 * the learnable temperature's trajectory from the run's ``metrics.jsonl``.
@@ -43,7 +44,9 @@ from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.evaluate import diagnostics  # noqa: E402
 from astrojepa_cli.evaluate.features import Features, run_stretch  # noqa: E402
-from astrojepa_cli.evaluate.frozen_protocol import encoder_features, score_features  # noqa: E402
+from astrojepa_cli.evaluate.knn import knn_probe  # noqa: E402
+from astrojepa_cli.evaluate.label_efficiency import shots_curve  # noqa: E402
+from astrojepa_cli.evaluate.frozen_protocol import DRAWS, KNN_K, METRICS, SHOTS, encoder_features, score_features  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from astrojepa_cli.train.checkpoint import STATE_TENSORS  # noqa: E402
 from astrojepa_cli.train.config import PretrainConfig  # noqa: E402
@@ -84,23 +87,36 @@ def trained_head(run: runs.Run, encoder: torch.nn.Module, channels: int, img_siz
     return objective.projector
 
 
-def removed_scores(features: Features, classes: list[str], removed: tuple[int, ...]) -> dict[str, dict]:
-    """The frozen protocol's scores with the top ``k`` principal components projected out, for each ``k``."""
+def removed_scores(features: Features, classes: list[str], removed: tuple[int, ...], draws: int,
+                   linear_removed: bool) -> dict[str, dict]:
+    """The protocol's scores with the top ``k`` principal components projected out, for each ``k``.
+
+    At ``k = 0`` (the raw embedding) every probe; otherwise the 10-shot and kNN probes, and the
+    all-label linear probe (whose search for C costs most of the time) only with ``linear_removed``.
+    """
     train = features.split == "train"
     scored = {}
     for k in removed:
-        kept = diagnostics.remove_top_components(features.embeddings, k, fit_rows=train)
-        scored[str(k)] = score_features(Features(kept, features.labels, features.ids, features.split,
-                                                 features.targets), classes)
+        kept = Features(diagnostics.remove_top_components(features.embeddings, k, fit_rows=train), features.labels,
+                        features.ids, features.split, features.targets)
+        if k == 0 or linear_removed:
+            scored[str(k)] = score_features(kept, classes, draws=draws)
+            continue
+        few = shots_curve(kept, classes, [SHOTS], seeds=draws)["curve"][0]
+        knn = knn_probe(kept, classes, k=KNN_K)
+        scored[str(k)] = {f"knn-{KNN_K}": {m: knn[m] for m in METRICS},
+                          f"{SHOTS}-shot": {**{m: few[m] for m in METRICS},
+                                            **{f"{m}_std": few.get(f"{m}_std", 0.0) for m in METRICS},
+                                            "draws": draws}}
     return scored
 
 
 def describe(features: Features, properties: dict[str, np.ndarray], classes: list[str],
-             removed: tuple[int, ...]) -> dict:
+             removed: tuple[int, ...], draws: int, linear_removed: bool) -> dict:
     return {"spectrum": diagnostics.spectrum(features.embeddings),
             "correlations": diagnostics.component_correlations(features.embeddings, properties,
                                                                CORRELATED_COMPONENTS),
-            "scores_removed": removed_scores(features, classes, removed)}
+            "scores_removed": removed_scores(features, classes, removed, draws, linear_removed)}
 
 
 def balanced(scores: dict, probe: str) -> tuple[float, float]:
@@ -124,12 +140,14 @@ def plot(result: dict, figure: Path) -> None:
     for name, block, colour in (("learned", learned, "C0"), ("random weights", random_, "C1")):
         ratios = block["spectrum"]["explained_variance_ratio"]
         ax.semilogy(np.arange(1, len(ratios) + 1), ratios, color=colour,
-                    label=f"{name} (RankMe {block['spectrum']['rankme']:.1f}, "
-                          f"top-5 share {block['spectrum']['variance_share']['top5']:.2f})")
+                    label=f"{name} (RankMe {block['spectrum']['rankme']:.1f}, centred "
+                          f"{block['spectrum']['rankme_centred']:.1f}; top-5 share "
+                          f"{block['spectrum']['variance_share']['top5']:.2f})")
     if "projector" in result:
         ratios = result["projector"]["spectrum"]["explained_variance_ratio"]
         ax.semilogy(np.arange(1, len(ratios) + 1), ratios, color="C2", linestyle="--",
-                    label=f"projector output (RankMe {result['projector']['spectrum']['rankme']:.1f})")
+                    label=f"learned projector output (RankMe {result['projector']['spectrum']['rankme']:.1f}, "
+                          f"centred {result['projector']['spectrum']['rankme_centred']:.1f})")
     ax.set_xlabel("principal component")
     ax.set_ylabel("share of variance")
     ax.set_title(f"Embedding spectrum, {dataset}")
@@ -154,10 +172,14 @@ def plot(result: dict, figure: Path) -> None:
     removed = [int(k) for k in learned["scores_removed"]]
     for name, block, colour in (("learned", learned, "C0"), ("random weights", random_, "C1")):
         few = [balanced(block["scores_removed"][str(k)], "10-shot") for k in removed]
-        linear = [balanced(block["scores_removed"][str(k)], "linear")[0] for k in removed]
+        knn = [balanced(block["scores_removed"][str(k)], "knn-20")[0] for k in removed]
         ax.errorbar(removed, [m for m, _ in few], yerr=[s for _, s in few], color=colour, marker="o", capsize=3,
                     label=f"{name}, 10 labels per class")
-        ax.plot(removed, linear, color=colour, marker="s", linestyle="--", label=f"{name}, all labels (linear)")
+        ax.plot(removed, knn, color=colour, marker="s", linestyle=":", label=f"{name}, kNN (k = 20, all labels)")
+        linear = [(k, balanced(block["scores_removed"][str(k)], "linear")[0]) for k in removed
+                  if "linear" in block["scores_removed"][str(k)]]
+        ax.plot(*zip(*linear), color=colour, marker="^", linestyle="--", label=f"{name}, linear (all labels)")
+    ax.set_xticks(removed)
     ax.set_xlabel("top principal components removed")
     ax.set_ylabel("balanced accuracy (test split)")
     ax.set_title(f"Probes without the top components, {dataset}")
@@ -165,16 +187,20 @@ def plot(result: dict, figure: Path) -> None:
 
     ax = axes[1, 1]
     if "projector" in result:
-        rows = [("encoder embedding", learned["scores_removed"]["0"]), ("projector output", result["projector"]["scores"])]
-        width = 0.38
-        for offset, (name, scores) in zip((-width / 2, width / 2), rows):
+        rows = [("random weights, embedding", random_["scores_removed"]["0"], "C1"),
+                ("learned, encoder embedding", learned["scores_removed"]["0"], "C0"),
+                ("learned, projector output", result["projector"]["scores"], "C2")]
+        width = 0.27
+        for offset, (name, scores, colour) in zip((-width, 0.0, width), rows):
             values = [balanced(scores, probe) for probe in PROBES]
-            ax.bar(np.arange(len(PROBES)) + offset, [m for m, _ in values], width, yerr=[s for _, s in values],
-                   capsize=3, label=name)
+            bars = ax.bar(np.arange(len(PROBES)) + offset, [m for m, _ in values], width,
+                          yerr=[s for _, s in values], capsize=3, label=name, color=colour)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
         ax.set_xticks(range(len(PROBES)), ["linear (all labels)", "kNN, k = 20", "10 labels per class"])
         ax.set_ylabel("balanced accuracy (test split)")
-        ax.set_title(f"Learned encoder embedding against its projector, {dataset}")
-        ax.legend(fontsize=8)
+        ax.set_ylim(0, 1.2)
+        ax.set_title(f"Embedding against projector output, {dataset}")
+        ax.legend(fontsize=8, loc="upper center", ncol=2)
     else:
         ax.text(0.5, 0.5, "this objective has no projector", ha="center", va="center")
         ax.set_axis_off()
@@ -183,6 +209,7 @@ def plot(result: dict, figure: Path) -> None:
     trajectory = result["temperature"]
     if trajectory["step"]:
         ax.plot(trajectory["step"], trajectory["temperature"], marker="o")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("softmax temperature τ")
         ax.set_title(f"Learnable temperature during pretraining on {result['run']['trained_on']}")
@@ -207,7 +234,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--remove", type=int, nargs="+", default=list(REMOVED),
                         help="numbers of top principal components to project out before probing (0 = none)")
+    parser.add_argument("--linear-removed", action="store_true",
+                        help="also run the all-label linear probe with the top components removed (slow)")
+    parser.add_argument("--plot-only", action="store_true", help="only redraw --figure from an existing --out JSON")
+    parser.add_argument("--draws", type=int, default=DRAWS, help="draws of the 10-shot probe (the protocol's 5)")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), args.figure)
+        return 0
     try:
         result = diagnose(args)
     except UserError as exc:
@@ -249,20 +283,21 @@ def diagnose(args: argparse.Namespace) -> dict:
         "run": {"run_id": run.id, "ref": args.run, "loss": config["loss"], "arch": config["arch"], "img_size": img_size,
                 "steps": run.manifest.get("steps"), "trained_on": run.manifest["dataset"]["name"],
                 "config": config},
-        "protocol": {"tta": "d4", "random_seed": 0, "correlated_components": CORRELATED_COMPONENTS,
+        "protocol": {"tta": "d4", "random_seed": 0, "few_shot_draws": args.draws, "linear_removed": args.linear_removed, "correlated_components": CORRELATED_COMPONENTS,
                      "removed_components": list(removed), "pca_for_removal": "fitted on the train split"},
         "properties": {name: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10)),
                               "p90": float(np.percentile(v, 90))} for name, v in properties.items()},
         "property_correlations": diagnostics.property_correlations(properties),
-        "learned": describe(learned_features, properties, info.classes, removed),
-        "random_weights": describe(random_features, properties, info.classes, removed),
+        "learned": describe(learned_features, properties, info.classes, removed, args.draws, args.linear_removed),
+        "random_weights": describe(random_features, properties, info.classes, removed, args.draws,
+                                   args.linear_removed),
         "temperature": diagnostics.temperature_trajectory(run.metrics_path),
     }
     if projected is not None:
         result["projector"] = {"spectrum": diagnostics.spectrum(projected.embeddings),
                                "correlations": diagnostics.component_correlations(projected.embeddings, properties,
                                                                                   CORRELATED_COMPONENTS),
-                               "scores": score_features(projected, info.classes)}
+                               "scores": score_features(projected, info.classes, draws=args.draws)}
     result["timing"] = {"embed_s": round(embedded_s, 1), "total_s": round(time.perf_counter() - started, 1),
                         "machine": budget.machine(), "load_average": os.getloadavg()[0]}
     result["command"] = " ".join(["python", "benchmarks/diagnose.py", *sys.argv[1:]])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from astrojepa_cli.train.budget import machine as budget_machine
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 180.0
@@ -55,18 +56,12 @@ def without_install(command: str) -> str:
 
 
 def machine() -> dict:
-    """CPU model, logical cores (all, and those this process may use), AVX-512, and the 1-minute load."""
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, flags=re.M)
-    flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, flags=re.M)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": model.group(1).strip() if model else platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "avx512": "avx512f" in flags.group(1).split() if flags else None,
-        "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
+    """The machine as pretrain's budget records it (CPU model, cores, AVX-512), plus the cores this
+    process may use and the 1-minute load average."""
+    about = budget_machine()
+    about["usable_cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else about["cores"]
+    about["load_1min"] = os.getloadavg()[0]
+    return about
 
 
 def run(command: str, cwd: Path, home: Path) -> tuple[float, int]:
@@ -98,7 +93,7 @@ def main() -> int:
     verdict = "within" if seconds <= TARGET_S else "over"
     print(f"\nwall time {seconds:.0f} s ({verdict} the {TARGET_S:.0f} s target), exit status {status}")
     print(f"machine: {about['cpu']}; {about['cores']} logical cores ({about['usable_cores']} usable); "
-          f"AVX-512 {'yes' if about['avx512'] else 'no' if about['avx512'] is not None else 'unknown'}; "
+          f"AVX-512 {'yes' if about['avx512'] else 'no'}; "
           f"load average {before['load_1min']:.2f} before, {about['load_1min']:.2f} after")
     print("\n| command | wall time | CPU | cores | AVX-512 | load before |\n| --- | --- | --- | --- | --- | --- |")
     print(f"| `{command}` | {seconds:.0f} s | {about['cpu']} | {about['usable_cores']} | "

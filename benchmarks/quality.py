@@ -28,60 +28,41 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from torch.nn import functional as F
 
 from astrojepa_cli import paths, runs
 from astrojepa_cli.data import loader, store
-from astrojepa_cli.evaluate.features import Features, extract, tta_suffix
-from astrojepa_cli.evaluate.knn import knn_probe
-from astrojepa_cli.evaluate.label_efficiency import per_class_sample, shots_curve
-from astrojepa_cli.evaluate.probe import classification_metrics, linear_probe
+from astrojepa_cli.evaluate.features import Features, extract
+from astrojepa_cli.evaluate.frozen_protocol import DRAWS, SHOTS, pixel_features, score_features
+from astrojepa_cli.evaluate.label_efficiency import per_class_sample
+from astrojepa_cli.evaluate.probe import classification_metrics
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
 from astrojepa_cli.train.loop import create_plugin, pretrain
 from astrojepa_cli.train.presets import resolve_config
 from registry.views import ViewSpec, centre_view, dihedral_views, random_views
 
-SHOTS = 10
-DRAWS = 5
-
 
 def budgeted_pretrain(config: PretrainConfig, budget_s: float, root: Path | None) -> dict:
-    """Measure the step rate on a short run, then pretrain for the steps that fit in ``budget_s``."""
-    probe_run = pretrain(replace(config, max_steps=8, log_every=2, epochs=10_000), root=root, progress=False)
-    rate = runs.steady_images_per_second(Path(probe_run.run_dir) / "metrics.jsonl")
-    steps = max(10, int(budget_s * rate / config.batch_size))
+    """Pretrain for the steps that fit in ``budget_s`` (``pretrain --budget`` calibrates them)."""
     started = time.perf_counter()
-    result = pretrain(replace(config, max_steps=steps, epochs=10_000), root=root, progress=False)
-    last_epoch = (runs.open_run(result.run_id, root).manifest["epochs"] or [{}])[-1]
-    return {"run_id": result.run_id, "steps": steps, "seconds": time.perf_counter() - started,
+    result = pretrain(replace(config, budget=f"{budget_s:.0f}s"), root=root, progress=False)
+    manifest = runs.open_run(result.run_id, root).manifest
+    return {"run_id": result.run_id, "steps": result.steps, "seconds": time.perf_counter() - started,
             "images_per_second": result.images_per_second, "final_loss": result.final_loss,
-            "effective_rank": last_epoch.get("effective_rank")}
+            "effective_rank": (manifest["epochs"] or [{}])[-1].get("effective_rank"),
+            "budget_plan": manifest.get("budget_plan")}
 
 
-def frozen_probes(features: Features, classes: list[str]) -> dict[str, dict]:
-    """The three frozen protocols' full results, keyed as ``astrojepa probe`` records them."""
-    return {"linear": linear_probe(features, classes), "knn-20": knn_probe(features, classes, k=20),
-            "few-shot": shots_curve(features, classes, [SHOTS], seeds=DRAWS)}
-
-
-def headline_scores(probes: dict[str, dict]) -> dict:
-    few = probes["few-shot"]["curve"][0]
-    return {"linear": probes["linear"]["balanced_accuracy"], "linear_accuracy": probes["linear"]["accuracy"],
-            "knn": probes["knn-20"]["balanced_accuracy"], f"{SHOTS}_shot": few["balanced_accuracy"],
-            f"{SHOTS}_shot_std": few["balanced_accuracy_std"]}
+def headline_scores(scores: dict[str, dict]) -> dict:
+    """The frozen protocol's balanced accuracies (and the linear probe's accuracy) under flat keys."""
+    few = scores[f"{SHOTS}-shot"]
+    return {"linear": scores["linear"]["balanced_accuracy"], "linear_accuracy": scores["linear"]["accuracy"],
+            "linear_macro_f1": scores["linear"]["macro_f1"], "knn": scores["knn-20"]["balanced_accuracy"],
+            f"{SHOTS}_shot": few["balanced_accuracy"], f"{SHOTS}_shot_std": few["balanced_accuracy_std"]}
 
 
 def frozen_scores(features: Features, classes: list[str]) -> dict:
-    return headline_scores(frozen_probes(features, classes))
-
-
-def pixel_pca_features(store_path: Path, components: int = 128) -> Features:
-    arrays = store.load(store_path)
-    pixels = arrays.images.reshape(len(arrays.images), -1).astype(np.float32) / 255.0
-    train = (arrays.split == "train") & (arrays.labels >= 0)
-    pca = PCA(n_components=min(components, int(train.sum()) - 1), random_state=0).fit(pixels[train])
-    return Features(pca.transform(pixels).astype(np.float32), arrays.labels, arrays.ids, arrays.split, arrays.targets)
+    return headline_scores(score_features(features, classes))
 
 
 def supervised_from_scratch(config: PretrainConfig, store_path: Path, train_rows: np.ndarray, budget_s: float,
@@ -174,20 +155,21 @@ def main() -> None:
     for method in args.methods.split(","):
         trained = budgeted_pretrain(replace(base, loss=method), budget_s, args.root)
         run = runs.open_run(trained["run_id"], args.root)
-        probes = frozen_probes(extract(runs.load_encoder(run), store_path, device, stretch=base.stretch, tta=args.tta),
-                               classes)
-        for protocol, record in probes.items():  # as 'astrojepa probe' would, so 'runs compare' sees them
-            run.add_evaluation(f"{args.data}/{protocol}{tta_suffix(args.tta)}", record)
-        results["methods"][method] = {**trained, **headline_scores(probes)}
+        scores = score_features(extract(runs.load_encoder(run), store_path, device, stretch=base.stretch,
+                                        tta=args.tta), classes)
+        results["methods"][method] = {**trained, **headline_scores(scores)}
         print(json.dumps({method: results["methods"][method]}), flush=True)
         args.out.write_text(json.dumps(results, indent=2))
     if args.no_baselines:
         return
 
-    results["baselines"]["pixels_pca128"] = frozen_scores(pixel_pca_features(store_path), classes)
+    img_size = base.img_size or store.read_info(store_path).image_shape[0]
+    results["baselines"]["pixels_pca128"] = frozen_scores(pixel_features(store_path, img_size, args.tta,
+                                                                         stretch=base.stretch), classes)
     torch.manual_seed(0)
-    random_encoder = create_plugin("encoder", base.arch, img_size=base.img_size or store.read_info(store_path).image_shape[0],
-                                   patch_size=base.patch_size, in_chans=store.read_info(store_path).channels)
+    random_encoder = create_plugin("encoder", base.arch, img_size=img_size, patch_size=base.patch_size,
+                                   in_chans=store.read_info(store_path).channels)
+    random_encoder.input_size = img_size
     results["baselines"]["random_init"] = frozen_scores(
         extract(random_encoder, store_path, device, stretch=base.stretch, tta=args.tta), classes)
     arrays = store.load(store_path, with_images=False)

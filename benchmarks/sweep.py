@@ -26,6 +26,11 @@ The TOML file::
     name = "crop-0.5"
     global_scale = [0.5, 1.0]
 
+    [[run]]                               # probed differently: shares the base's pretraining
+    name = "base-last2-layernorm"
+    probe_pool = "last2"                  # mean, cls or last2 (astrojepa probe --pool)
+    probe_norm = "layernorm"              # standard or layernorm (astrojepa probe --feature-norm)
+
     [grid]                                # and/or: every combination of these lists, named key=value,...
     lam = [0.02, 0.1]
     proj_dim = [16, 64]
@@ -65,6 +70,7 @@ from astrojepa_cli import paths, runs  # noqa: E402
 from astrojepa_cli.atomic import write_json  # noqa: E402
 from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
+from astrojepa_cli.evaluate.features import FEATURE_NORMS, POOLS, extract, layer_normed  # noqa: E402
 from astrojepa_cli.evaluate.frozen_protocol import encoder_features, pixel_features, score_features  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from astrojepa_cli.train.config import PretrainConfig, checked_values  # noqa: E402
@@ -80,6 +86,9 @@ ROWS_FILE = "rows.jsonl"
 STATE_FILE = "in-flight.json"
 PLOT_FILE = "score-vs-compute.png"
 RANKABLE = ("linear", "knn-20", "10-shot")
+# Recipe keys that change how the features are probed, not how they are learnt; recipes that
+# differ only in these share one pretraining. Values as for 'astrojepa probe --pool/--feature-norm'.
+PROBE_OPTIONS = {"probe_pool": "mean", "probe_norm": "standard"}
 # Options that make a recipe, as opposed to where and how it runs.
 NOT_RECIPE = ("data", "seed", "device", "log_every", "save_every", "keep_encoders", "budget")
 
@@ -142,10 +151,20 @@ def read_sweep(path: Path) -> Sweep:
     return sweep
 
 
+def split_probe_options(options: dict) -> tuple[dict, dict]:
+    """A recipe's pretrain options, and how its features are probed (:data:`PROBE_OPTIONS`, defaults filled)."""
+    pretraining = {k: v for k, v in options.items() if k not in PROBE_OPTIONS}
+    return pretraining, {k: options.get(k, default) for k, default in PROBE_OPTIONS.items()}
+
+
 def recipe_config(sweep: Sweep, options: dict, dataset: str, seed: int, check_only: bool = False,
                   name: str = "") -> PretrainConfig:
     """The pretrain config of one recipe on one dataset and seed (preset < recipe options)."""
-    values = resolve_config(checked_values(options, f"recipe '{name}'"), {})
+    pretraining, probing = split_probe_options(options)
+    if probing["probe_pool"] not in POOLS or probing["probe_norm"] not in FEATURE_NORMS:
+        raise UserError(f"recipe '{name}': probe_pool must be one of {', '.join(POOLS)} and probe_norm one of "
+                        f"{', '.join(FEATURE_NORMS)}")
+    values = resolve_config(checked_values(pretraining, f"recipe '{name}'"), {})
     config = PretrainConfig(**{**values, "data": dataset, "seed": seed, "device": sweep.device})
     length = sweep.length
     if "budget" in length:
@@ -202,32 +221,48 @@ def _pretrain_resumably(config: PretrainConfig, key: str, results: Results, root
     """Pretrain ``config``, or resume the run this job left interrupted; returns the run and wall/CPU seconds."""
     wall, cpu = time.perf_counter(), time.process_time()
     previous = results.in_flight().get(key)
-    result = None
     if previous:
         try:
+            run = runs.open_run(previous, root)
+            if run.manifest.get("status") == "completed":  # stopped while scoring: score it now
+                return run, None, None
             result = pretrain(config, root=root, resume=previous, progress=False)
         except UserError as exc:
             print(f"[{key}] cannot resume {previous} ({exc}); starting again", flush=True)
-    if result is None:
+            result = pretrain(config, root=root, progress=False)
+    else:
         result = pretrain(config, root=root, progress=False)
     results.set_in_flight(key, result.run_id)
     if result.status == "interrupted":
         raise KeyboardInterrupt
     if result.status != "completed":
         raise UserError(f"[{key}] pretraining {result.status} (run {result.run_id})")
-    return runs.open_run(result.run_id, root), time.perf_counter() - wall, (time.process_time() - cpu) / \
-        torch.get_num_threads()
+    cpu_s = (time.process_time() - cpu) / torch.get_num_threads()
+    return runs.open_run(result.run_id, root), time.perf_counter() - wall, cpu_s
+
+
+def _same_pretraining(results: Results, options: dict, dataset: str, seed: int) -> dict | None:
+    """A finished row whose pretraining is this recipe's (it differs only in how it is probed)."""
+    pretraining = split_probe_options(options)[0]
+    return next((row for row in results.rows() if row["kind"] == "recipe" and row["dataset"] == dataset
+                 and row["seed"] == seed and split_probe_options(row["options"])[0] == pretraining), None)
 
 
 def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int, results: Results,
                  root: Path | None) -> dict:
     key = f"{name}/{dataset}/seed{seed}"
     config = recipe_config(sweep, options, dataset, seed, name=name)
-    run, wall_s, cpu_s = _pretrain_resumably(config, key, results, root)
+    shared = _same_pretraining(results, options, dataset, seed)
+    if shared:
+        run, wall_s, cpu_s = runs.open_run(shared["run_id"], root), shared["pretrain_wall_s"], shared["pretrain_cpu_s"]
+    else:
+        run, wall_s, cpu_s = _pretrain_resumably(config, key, results, root)
     store_path = paths.existing_store(dataset, root)
     classes = store.read_info(store_path).classes
-    encoder = runs.load_encoder(run)
-    scores = score_features(encoder_features(encoder, store_path, sweep.device, config.stretch, sweep.tta), classes)
+    probing = split_probe_options(options)[1]
+    features = extract(runs.load_encoder(run), store_path, sweep.device, pool=probing["probe_pool"],
+                       stretch=config.stretch, tta=sweep.tta)
+    scores = score_features(layer_normed(features) if probing["probe_norm"] == "layernorm" else features, classes)
     manifest = run.manifest
     last_epoch = (manifest.get("epochs") or [{}])[-1]
     recorded = manifest["config"]
@@ -237,16 +272,29 @@ def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int
         "config": {k: v for k, v in recorded.items() if k not in NOT_RECIPE},
         "steps": manifest.get("steps"), "epochs": round(manifest.get("steps", 0) / max(
             1, manifest["dataset"]["n_train_images"] // recorded["batch_size"]), 2),
-        "budget_plan": manifest.get("budget_plan"), "pretrain_wall_s": round(wall_s, 1),
-        "pretrain_cpu_s": round(cpu_s, 1), "final_loss": (manifest.get("result") or {}).get("final_loss"),
+        "budget_plan": manifest.get("budget_plan"), "pretrain_wall_s": wall_s and round(wall_s, 1),
+        "pretrain_cpu_s": cpu_s and round(cpu_s, 1), "compute_s": _compute_seconds(manifest, sweep.clock, wall_s, cpu_s), "final_loss": (manifest.get("result") or {}).get("final_loss"),
         "effective_rank": last_epoch.get("effective_rank"), "scores": scores,
         "baselines": {"random_weights": baseline_key("random", dataset, recorded, seed),
                       "pixels": baseline_key("pixels", dataset, recorded, 0)},
+        "probe": probing, "pretraining_shared_with": shared["key"] if shared else None,
         "tta": sweep.tta, "machine": budget.machine(), "time": runs.now(),
     }
     results.append(row)
     results.set_in_flight(key, None)
     return row
+
+
+def _compute_seconds(manifest: dict, clock: str, wall_s: float | None, cpu_s: float | None) -> float | None:
+    """Pretraining compute in the sweep's clock: the budget plan's own estimate where there is one
+    (calibration + steps + epoch ends, immune to what else ran), else the measured time."""
+    plan = manifest.get("budget_plan")
+    if plan:
+        steps = manifest.get("steps") or plan["steps"]
+        return round(plan["calibration_s"] + steps * plan["seconds_per_step"]
+                     + steps / plan["steps_per_epoch"] * plan["epoch_end_s"], 1)
+    measured = cpu_s if clock == "cpu" else wall_s
+    return None if measured is None else round(measured, 1)
 
 
 def baseline_key(kind: str, dataset: str, config: dict, seed: int) -> str:
@@ -293,8 +341,7 @@ def summary(sweep: Sweep, rows: list[dict]) -> list[dict]:
                 continue
             cell = {"seeds": len(here), "steps": float(np.mean([r["steps"] for r in here])),
                     "epochs": float(np.mean([r["epochs"] for r in here])),
-                    "compute_s": float(np.mean([r["pretrain_cpu_s" if sweep.clock == "cpu" else "pretrain_wall_s"]
-                                                for r in here]))}
+                    "compute_s": float(np.mean([r["compute_s"] or 0.0 for r in here]))}
             for probe in RANKABLE:
                 values = [r["scores"][probe]["balanced_accuracy"] for r in here]
                 cell[probe], cell[f"{probe}_std"] = float(np.mean(values)), float(np.std(values))

@@ -106,8 +106,8 @@ def test_diagnose_benchmark_end_to_end(cli, home, blob_store, tmp_path):
                    "--max-steps", "2")
     out, figure = tmp_path / "diagnosis.json", tmp_path / "diagnosis.png"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "diagnose.py"), run["run_id"], "--data",
-                           blob_store, "--out", str(out), "--figure", str(figure), "--remove", "1"],
-                          env={**os.environ, "ASTROJEPA_HOME": str(home)}, capture_output=True, text=True,
+                           blob_store, "--out", str(out), "--figure", str(figure), "--remove", "1", "--draws", "1"],
+                          env={**os.environ, "ASTROJEPA_HOME": str(home), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())

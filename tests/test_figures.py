@@ -107,6 +107,7 @@ def test_compare_keeps_losses_apart_and_one_colour_per_run(made, drawn, tmp_path
     cli, root, runs = made
     first = cli.json("plot", "compare", runs["lejepa"], runs["ijepa"], "--out", tmp_path, "--root", root)["files"]
     figure = drawn[0]
+    assert "training on sky" in figure.get_suptitle()
     for axis in figure.axes:
         losses = {text.get_text().rsplit("(", 1)[1] for text in axis.get_legend().get_texts()}
         if axis.get_xlabel() == "step":

@@ -149,3 +149,35 @@ def test_small_input_resnet_keeps_resolution_and_its_input_size(cli, blob_store,
     # No max-pool and a stride-1 stem: the first stage sees the full 12 px.
     assert encoder.backbone.layer1(encoder.backbone.act1(encoder.backbone.bn1(
         encoder.backbone.conv1(torch.zeros(1, 1, 12, 12))))).shape[-1] == 12
+
+
+def test_no_recipe_flags_gets_the_machine_preset(cli, home):
+    from tests.conftest import write_blob_store
+
+    write_blob_store(home / "data" / "many.h5", n=400, name="many")
+    result = cli("pretrain", "--data", "many", "--max-steps", "2", "--quiet", "--json")
+    assert "no recipe given: using preset small-cpu for this machine" in result.stderr
+    manifest = json.loads((home / "runs" / json.loads(result.stdout)["run_id"] / "manifest.json").read_text())
+    assert manifest["config"]["preset"] == "small-cpu" and manifest["config"]["arch"] == "resnet18"
+    assert manifest["budget_plan"]["budget_s"] == 1800 and manifest["steps"] == 2
+    # Any recipe option means the user chose the recipe: no preset is filled in.
+    chosen = cli("pretrain", "--data", "many", *TINY_SIMCLR, "--max-steps", "1", "--json")
+    assert "no recipe given" not in chosen.stderr
+    unmeasured = cli("pretrain", "--data", "many", "--preset", "gpu", *TINY_SIMCLR, "--max-steps", "1", "--json")
+    assert "warning: preset gpu has not been measured yet" in unmeasured.stderr
+
+
+def test_probe_pools_the_last_two_stages_and_layer_norms(cli, blob_store, home):
+    run = cli.json("pretrain", "--data", "blobs", *TINY_SIMCLR, "--arch", "resnet18", "--max-steps", "2")["run_id"]
+    plain = cli.json("probe", run)
+    variant = cli.json("probe", run, "--pool", "last2", "--feature-norm", "layernorm")
+    assert variant["protocol"] == "linear-last2-layernorm" and plain["protocol"] == "linear"
+    evaluations = json.loads((home / "runs" / run / "manifest.json").read_text())["evaluations"]
+    assert {"blobs/linear", "blobs/linear-last2-layernorm"} <= set(evaluations)
+    encoder = runs.load_encoder(runs.open_run(run))
+    from astrojepa_cli.evaluate.features import pooled
+
+    # ResNet-18's last two stages have 256 and 512 channels.
+    assert pooled(encoder, torch.zeros(2, 1, 16, 16), "last2").shape == (2, 768)
+    bad = cli("probe", run, "--feature-norm", "whiten", expect=2)
+    assert bad.stderr.strip().startswith("error: --feature-norm must be one of")

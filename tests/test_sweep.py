@@ -31,6 +31,11 @@ name = "base"
 [[run]]
 name = "fixed-temperature"
 temperature = 0.2
+
+[[run]]
+name = "base-last2-layernorm"
+probe_pool = "last2"
+probe_norm = "layernorm"
 """
 
 
@@ -54,9 +59,14 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
     rows = _rows(out)
     recipes = {row["name"]: row for row in rows if row["kind"] == "recipe"}
     baselines = {row["baseline"] for row in rows if row["kind"] == "baseline"}
-    assert set(recipes) == {"base", "fixed-temperature"}
-    # Both recipes share one architecture and size, so each baseline is scored once.
-    assert baselines == {"random_weights", "pixels"} and len(rows) == 4
+    assert set(recipes) == {"base", "fixed-temperature", "base-last2-layernorm"}
+    # The recipes share one architecture and size, so each baseline is scored once.
+    assert baselines == {"random_weights", "pixels"} and len(rows) == 5
+    # A recipe that only probes differently reuses the base's pretraining.
+    variant = recipes["base-last2-layernorm"]
+    assert variant["run_id"] == recipes["base"]["run_id"] and variant["pretraining_shared_with"] == "base/blobs/seed0"
+    assert variant["probe"] == {"probe_pool": "last2", "probe_norm": "layernorm"}
+    assert len(list((home / "runs").iterdir())) == 2
     for row in recipes.values():
         assert row["steps"] == 3 and row["config"]["img_size"] == 16
         for probe in ("linear", "knn-20", "10-shot"):
@@ -69,7 +79,7 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
 
     again = _sweep(home, sweep_file, out)
     assert again.returncode == 0 and "pretraining" not in again.stdout
-    assert len(_rows(out)) == 4
+    assert len(_rows(out)) == 5
 
 
 def test_interrupted_sweep_resumes_its_pretraining(blob_store, home, tmp_path):
@@ -103,6 +113,7 @@ def test_bad_sweep_files_are_one_error_line(home, tmp_path):
         "no-length.toml": '[sweep]\ndatasets = ["blobs"]\n[[run]]\nname = "a"\n',
         "bad-option.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nlr = "fast"\n',
         "inapplicable.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nloss = "simclr"\nlam = 0.5\n',
+        "bad-probe.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nprobe_pool = "max"\n',
     }
     for name, text in cases.items():
         path = tmp_path / name

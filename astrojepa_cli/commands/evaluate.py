@@ -187,6 +187,11 @@ def probe(
     snapshots: Annotated[bool, typer.Option("--snapshots", help="Probe every encoder kept by 'pretrain --keep-encoders' and rank-correlate its training loss with balanced accuracy.")] = False,
     max_snapshots: Annotated[Optional[int], typer.Option(help="With --snapshots: probe at most this many, evenly spaced.")] = None,
     tta: TtaOption = "none",
+    pool: Annotated[str, typer.Option(
+        "--pool", help="mean (the encoder's embedding), cls (ViTs with a class token) or last2 (the last two "
+                       "stages' means, concatenated).")] = "mean",
+    feature_norm: Annotated[str, typer.Option(
+        help="standard (per feature) or layernorm (each image's features standardised first).")] = "standard",
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -209,6 +214,8 @@ def probe(
       astrojepa probe RUN --data jets --target m0
 
       astrojepa probe RUN --tta d4 --snapshots
+
+      astrojepa probe RUN --tta d4 --pool last2 --feature-norm layernorm
     """
     request = ProbeRequest(
         seeds=seeds, first_seed=seed, knn=knn, target=target, random_init=random_init, finetune=finetune,
@@ -218,6 +225,7 @@ def probe(
     )
     request.validate()
     feature_extraction.check_tta(tta)
+    feature_extraction.check_feature_norm(feature_norm)
     if snapshots and request.protocol not in ("linear", f"knn-{knn}"):
         raise UserError("--snapshots works with the linear or --knn probe only")
     run, data_name, store_path = _open(run_ref, data, root)
@@ -232,12 +240,18 @@ def probe(
     resolved, stretch = resolve_device(device), feature_extraction.run_stretch(run.manifest)
     classes = store.read_info(store_path).classes
 
-    def score(probed: torch.nn.Module) -> dict:
-        return run_protocol(request, lambda: finite(feature_extraction.extract(probed, store_path, resolved,
-                                                                               stretch=stretch, tta=tta)),
-                            classes, probed, fresh_encoder, store_path, resolved, stretch)
+    def features_of(probed: torch.nn.Module) -> feature_extraction.Features:
+        feature_extraction.check_pool(probed, pool)
+        features = finite(feature_extraction.extract(probed, store_path, resolved, pool=pool, stretch=stretch,
+                                                     tta=tta))
+        return feature_extraction.layer_normed(features) if feature_norm == "layernorm" else features
 
-    protocol = request.protocol + feature_extraction.tta_suffix(tta)
+    def score(probed: torch.nn.Module) -> dict:
+        return run_protocol(request, lambda: features_of(probed), classes, probed, fresh_encoder, store_path,
+                            resolved, stretch)
+
+    protocol = (request.protocol + ("" if pool == "mean" else f"-{pool}")
+                + ("" if feature_norm == "standard" else f"-{feature_norm}") + feature_extraction.tta_suffix(tta))
     if snapshots:
         protocol += "-snapshots"
         result = probe_snapshots(run, score, "balanced_accuracy", max_snapshots)

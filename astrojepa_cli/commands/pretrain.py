@@ -13,7 +13,8 @@ from astrojepa_cli.commands.common import (
 )
 from astrojepa_cli.console import stderr
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
-from astrojepa_cli.train.presets import resolve_config
+from astrojepa_cli.train.distributed import gpu_available
+from astrojepa_cli.train.presets import UNMEASURED, machine_preset, resolve_config
 from astrojepa_cli.train.distributed import launched_as_secondary_rank
 from astrojepa_cli.train.loop import pretrain as run_pretraining
 from astrojepa_cli.train.loop import resume_flags
@@ -80,7 +81,8 @@ def pretrain(
         "--keep-encoders", help="Also keep the encoder of every checkpoint (RUN/encoders/), e.g. for 'probe --snapshots'.")] = False,
     nan_policy: Annotated[str, typer.Option(help="stop (mark the run failed) or skip the step.")] = _D.nan_policy,
     preset: Annotated[Optional[str], typer.Option(
-        help="Named recipe (see docs/results.md): small-cpu or gpu. The config file and flags override it.")] = None,
+        help="Named recipe (see docs/results.md): small-cpu or gpu (unmeasured). The config file and flags override "
+             "it. Without a preset or any recipe option, the machine's preset is used.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of the same keys; flags override it.")] = None,
     resume: Annotated[Optional[str], typer.Option(help="Continue run RUN (id, folder or 'latest') from its checkpoint.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -108,8 +110,19 @@ def pretrain(
     if resume_changes and not launched_as_secondary_rank():
         stderr.print("resuming with " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in resume_changes.items()),
                      highlight=False)
-    values = resolve_config(read_config_file(config) if config else {},
-                            {k: v for k, v in explicit.items() if k in known})
+    file_values = read_config_file(config) if config else {}
+    flag_values = {k: v for k, v in explicit.items() if k in known}
+    default = None if resume else machine_preset(file_values, flag_values, has_gpu=gpu_available(device))
+    if default:
+        flag_values["preset"] = default
+    values = resolve_config(file_values, flag_values)
+    if not resume and not launched_as_secondary_rank():
+        if default:
+            stderr.print(f"no recipe given: using preset {default} for this machine "
+                         f"({'a GPU' if default == 'gpu' else 'no GPU'} found; docs/results.md)", highlight=False)
+        if values.get("preset") in UNMEASURED:
+            stderr.print(f"warning: preset {values['preset']} has not been measured yet (docs/results.md)",
+                         highlight=False)
     result = run_pretraining(PretrainConfig(**values), root=root, resume=resume, progress=not quiet,
                              resume_changes=resume_changes)
     payload = {"run_id": result.run_id, "run_dir": result.run_dir, "status": result.status, "steps": result.steps,

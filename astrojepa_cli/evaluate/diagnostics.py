@@ -63,9 +63,16 @@ def explained_variance(embeddings: np.ndarray) -> np.ndarray:
 
 
 def spectrum(embeddings: np.ndarray, tops: tuple[int, ...] = TOP_COMPONENTS, keep: int = 64) -> dict:
-    """RankMe, the top-``k`` variance shares, and the first ``keep`` normalised eigenvalues (for plots)."""
+    """RankMe, RankMe of the centred embeddings, the top-``k`` variance shares, and the first ``keep``
+    normalised eigenvalues (for plots).
+
+    RankMe as published uses the raw embeddings, whose mean direction can dominate the first singular
+    value (pooled ReLU features are all positive); the centred value measures the spread around the mean.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
     ratios = explained_variance(embeddings)
-    return {"rankme": rankme(embeddings), "dim": int(np.asarray(embeddings).shape[1]),
+    return {"rankme": rankme(embeddings), "rankme_centred": rankme(embeddings - embeddings.mean(axis=0)),
+            "dim": int(embeddings.shape[1]),
             "variance_share": _shares(ratios, tops),
             "explained_variance_ratio": [float(r) for r in ratios[:keep]]}
 

@@ -13,7 +13,10 @@ from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
 from registry.views import centre_view, dihedral_views
 
-POOLS = ("mean", "cls")
+POOLS = ("mean", "cls", "last2")
+# How the probe's features are normalised: per feature (the probe's own standardisation), or
+# also per image first (LayerNorm without a learnt affine), which removes each image's overall scale.
+FEATURE_NORMS = ("standard", "layernorm")
 # Test-time averaging of embeddings: none, or the mean over the 8 rotations/flips of D4.
 TTAS = ("none", "d4")
 CHUNK = 256
@@ -48,11 +51,29 @@ def pooled(encoder: torch.nn.Module, images: torch.Tensor, pool: str) -> torch.T
     ``mean`` is the encoder's own global embedding: the mean of the patch tokens
     for astrojepa's ViTs, global average pooling for CNNs. ``cls`` is the final
     class token, through the same output norm timm applies before a head.
+    ``last2`` concatenates the spatial means of the last two stages (CNNs) or
+    blocks (ViTs), timm's ``forward_intermediates``: a little less invariant, a
+    little more detail than the last stage alone.
     """
     if pool == "mean":
         return encoder(images)
     backbone = encoder.backbone
+    if pool == "last2":
+        maps = backbone.forward_intermediates(images, indices=2, intermediates_only=True)
+        return torch.cat([feature_map.mean(dim=(-2, -1)) for feature_map in maps], dim=1)
     return backbone.fc_norm(backbone.forward_features(images)[:, 0])
+
+
+def layer_normed(features: Features) -> Features:
+    """The features with each row standardised over its dimensions (LayerNorm without an affine)."""
+    x = features.embeddings
+    normed = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-6)
+    return Features(normed.astype(np.float32), features.labels, features.ids, features.split, features.targets)
+
+
+def check_feature_norm(norm: str) -> None:
+    if norm not in FEATURE_NORMS:
+        raise UserError(f"--feature-norm must be one of {', '.join(FEATURE_NORMS)} (got {norm})")
 
 
 def check_tta(tta: str) -> None:

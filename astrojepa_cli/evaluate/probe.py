@@ -8,6 +8,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features
@@ -75,9 +76,14 @@ def choose_c(x: np.ndarray, y: np.ndarray, seed: int) -> float:
 
 def fit_and_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                   class_names: list[str], seed: int) -> dict:
-    """Fit the probe on (x_train, y_train) with C by cross-validation; metrics on the test rows."""
-    c = choose_c(x_train, y_train, seed)
-    predicted = _classifier(c, seed).fit(x_train, y_train).predict(x_test)
+    """Fit the probe on (x_train, y_train) with C by cross-validation; metrics on the test rows.
+
+    BLAS runs on one thread here: the solver's matrix products are small, and BLAS threads
+    that spin while they wait made each fit many times slower whenever another job shared the cores.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        c = choose_c(x_train, y_train, seed)
+        predicted = _classifier(c, seed).fit(x_train, y_train).predict(x_test)
     return {**classification_metrics(y_test, predicted, class_names), "C": c,
             "n_train": int(len(y_train)), "n_test": int(len(y_test))}
 

@@ -75,7 +75,7 @@ def curves_figure(curves: dict[str, dict], axis_key: str, title: str, chance: fl
     axis.set_ylabel(METRIC_LABELS.get(metric, metric))
     axis.set_ylim(0, 1.02)
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower right", fontsize=8)
+    axis.legend(loc="best", fontsize=8)
     axis.set_title(title)
     return figure
 

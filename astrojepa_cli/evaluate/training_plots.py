@@ -37,10 +37,10 @@ def term_label(term: str) -> str:
 
 
 def integer_ticks(axis) -> None:
-    """Steps and epochs are counts: whole-number ticks only (call it after plotting; a single point
-    gets a range of ±1 so that there are whole numbers to mark)."""
+    """Steps and epochs are counts: whole-number ticks only (call it after plotting; a range holding
+    fewer than two whole numbers, such as a single point's, is widened to ±1 around its middle)."""
     low, high = axis.get_xlim()
-    if high - low < 2:
+    if math.floor(high) - math.ceil(low) < 1:
         middle = round((low + high) / 2)
         axis.set_xlim(middle - 1, middle + 1)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -122,7 +122,8 @@ def compare_figure(runs: list[Run], labels: list[str], title: str):
             if points:
                 axis.plot(*zip(*points), marker="o", color=f"C{index % 10}", label=f"{label} ({loss})")
         _finish_panel(axis, "epoch", MONITORS["effective_rank"])
-    figure.suptitle(title)
+    datasets = sorted({r.manifest.get("dataset", {}).get("name", "unknown data") for r in runs})
+    figure.suptitle(f"{title}: training on {', '.join(datasets)}")
     return figure
 
 

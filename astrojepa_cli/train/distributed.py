@@ -34,6 +34,12 @@ def launched_as_secondary_rank() -> bool:
     return int(os.environ.get("RANK", "0")) != 0
 
 
+def gpu_available(choice: str) -> bool:
+    """Whether ``--device choice`` would train on a CUDA GPU (``auto`` picks one when there is one)."""
+    kind = choice.split(":")[0]
+    return kind in ("auto", "cuda") and torch.cuda.is_available()
+
+
 def resolve_device(choice: str) -> torch.device:
     """``auto`` picks CUDA, then MPS, then the CPU; an explicit choice (``cuda:1`` too) must be available."""
     kind, _, index = choice.partition(":")

@@ -1,4 +1,4 @@
-"""Named recipes: tested sets of pretraining options, chosen by ``--preset``.
+"""Named recipes: measured sets of pretraining options, chosen by ``--preset`` or by the machine.
 
 A preset only fills options; a config file overrides the preset and flags
 override both. The recipes and the measurements behind them are in
@@ -11,15 +11,33 @@ from astrojepa_cli.errors import UserError
 
 PRESETS: dict[str, dict] = {
     # Small in-domain datasets (a few thousand cutouts) on a laptop-class CPU: SimCLR on a
-    # ResNet-18 at 48 px won the CPU recipe search (docs/results.md). 40 epochs of ~5,300
-    # images take about 30 minutes on 2 cores.
+    # ResNet-18 at 48 px won the first CPU recipe search (docs/results.md), 30 minutes of
+    # 2 cores. The budget sets the step count, so it ends on time on any machine.
     "small-cpu": {"arch": "resnet18", "loss": "simclr", "img_size": 48, "batch_size": 128, "lr": 1e-3,
-                  "epochs": 40, "warmup_epochs": 1.0},
+                  "warmup_epochs": 1.0, "budget": "30m"},
     # The same recipe given a GPU's room: twice the resolution and batch, more epochs, bf16
-    # (precision auto). Not yet measured on a GPU: no device was lent to this project so far.
+    # (precision auto). Unmeasured: see docs/results.md before relying on it.
     "gpu": {"arch": "resnet18", "loss": "simclr", "img_size": 96, "batch_size": 256, "lr": 2e-3,
             "epochs": 200, "warmup_epochs": 10.0},
 }
+# Presets that have not been scored under the benchmark protocol: using one prints a warning.
+UNMEASURED = ("gpu",)
+# Options that make a recipe. A call that sets none of them (by flag, config file or preset)
+# gets the preset for its machine instead of the bare defaults.
+RECIPE_OPTIONS = (
+    "arch", "loss", "masker", "lam", "batch_size", "lr", "weight_decay", "weight_decay_end", "warmup_epochs",
+    "ema", "img_size", "patch_size", "global_views", "local_views", "global_size", "local_size", "global_scale",
+    "local_scale", "view_noise", "rotation", "translate", "blur", "flux_scale", "temperature", "proj_dim",
+    "proj_hidden", "proj_depth", "pred_loss", "stretch",
+)
+
+
+def machine_preset(file_values: dict, flag_values: dict, has_gpu: bool) -> str | None:
+    """The preset for a call that names no recipe: ``gpu`` with a GPU, ``small-cpu`` without; else None."""
+    chosen = {**file_values, **flag_values}
+    if chosen.get("preset") or any(key in chosen for key in RECIPE_OPTIONS):
+        return None
+    return "gpu" if has_gpu else "small-cpu"
 
 
 def resolve_config(file_values: dict, flag_values: dict) -> dict:
