@@ -59,16 +59,28 @@ PROPERTY_LABELS = {"flux": "flux above sky", "size": "apparent size", "backgroun
                    "centring": "centring offset"}
 
 
-def resolve_run(ref: str, sweep: Path | None, root: Path | None) -> runs.Run:
-    """The run named by ``ref``: a run id or folder, or with ``sweep`` the key of one of its finished rows."""
+def resolve_run(ref: str, sweep: Path | None, root: Path | None, dataset: str) -> tuple[runs.Run, dict]:
+    """The run named by ``ref`` (a run id or folder, or with ``sweep`` the key of one of its finished rows),
+    and the frozen-protocol scores that sweep already recorded on ``dataset`` for it (``learned``) and
+    for its random-weights baseline (``random_weights``), where it has them."""
     if sweep is None:
-        return runs.open_run(ref, root)
+        return runs.open_run(ref, root), {}
     rows_path = sweep / "rows.jsonl"
     rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] if rows_path.exists() else []
     found = next((row for row in rows if row.get("kind") == "recipe" and row.get("key") == ref), None)
     if found is None:
         raise UserError(f"no finished row '{ref}' in {rows_path}")
-    return runs.open_run(found["run_id"], root)
+    recorded = {}
+    if found["dataset"] == dataset and found.get("tta") == "d4":
+        recorded["learned"] = found["scores"]
+        baseline = next((row for row in rows if row.get("key") == found["baselines"]["random_weights"]), None)
+        if baseline is not None:
+            recorded["random_weights"] = baseline["scores"]
+    return runs.open_run(found["run_id"], root), recorded
+
+
+def progress(started: float, what: str) -> None:
+    print(f"[{time.perf_counter() - started:7.1f} s] {what}", file=sys.stderr, flush=True)
 
 
 def trained_head(run: runs.Run, encoder: torch.nn.Module, channels: int, img_size: int) -> torch.nn.Module | None:
@@ -88,15 +100,19 @@ def trained_head(run: runs.Run, encoder: torch.nn.Module, channels: int, img_siz
 
 
 def removed_scores(features: Features, classes: list[str], removed: tuple[int, ...], draws: int,
-                   linear_removed: bool) -> dict[str, dict]:
+                   linear_removed: bool, recorded: dict | None = None) -> dict[str, dict]:
     """The protocol's scores with the top ``k`` principal components projected out, for each ``k``.
 
-    At ``k = 0`` (the raw embedding) every probe; otherwise the 10-shot and kNN probes, and the
-    all-label linear probe (whose search for C costs most of the time) only with ``linear_removed``.
+    At ``k = 0`` (the raw embedding) every probe, or the ``recorded`` scores of the same protocol
+    where a sweep has them; otherwise the 10-shot and kNN probes, and the all-label linear probe
+    (whose search for C costs most of the time) only with ``linear_removed``.
     """
     train = features.split == "train"
     scored = {}
     for k in removed:
+        if k == 0 and recorded is not None:
+            scored["0"] = recorded
+            continue
         kept = Features(diagnostics.remove_top_components(features.embeddings, k, fit_rows=train), features.labels,
                         features.ids, features.split, features.targets)
         if k == 0 or linear_removed:
@@ -112,11 +128,11 @@ def removed_scores(features: Features, classes: list[str], removed: tuple[int, .
 
 
 def describe(features: Features, properties: dict[str, np.ndarray], classes: list[str],
-             removed: tuple[int, ...], draws: int, linear_removed: bool) -> dict:
+             removed: tuple[int, ...], draws: int, linear_removed: bool, recorded: dict | None = None) -> dict:
     return {"spectrum": diagnostics.spectrum(features.embeddings),
             "correlations": diagnostics.component_correlations(features.embeddings, properties,
                                                                CORRELATED_COMPONENTS),
-            "scores_removed": removed_scores(features, classes, removed, draws, linear_removed)}
+            "scores_removed": removed_scores(features, classes, removed, draws, linear_removed, recorded)}
 
 
 def balanced(scores: dict, probe: str) -> tuple[float, float]:
@@ -151,7 +167,7 @@ def plot(result: dict, figure: Path) -> None:
     ax.set_xlabel("principal component")
     ax.set_ylabel("share of variance")
     ax.set_title(f"Embedding spectrum, {dataset}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7.5, loc="upper right")
 
     for ax, (name, block) in zip(axes[0, 1:], (("learned", learned), ("random weights", random_))):
         corr = block["correlations"]
@@ -174,16 +190,18 @@ def plot(result: dict, figure: Path) -> None:
         few = [balanced(block["scores_removed"][str(k)], "10-shot") for k in removed]
         knn = [balanced(block["scores_removed"][str(k)], "knn-20")[0] for k in removed]
         ax.errorbar(removed, [m for m, _ in few], yerr=[s for _, s in few], color=colour, marker="o", capsize=3,
-                    label=f"{name}, 10 labels per class")
-        ax.plot(removed, knn, color=colour, marker="s", linestyle=":", label=f"{name}, kNN (k = 20, all labels)")
+                    label=f"{name}: 10 labels per class")
+        ax.plot(removed, knn, color=colour, marker="s", linestyle=":", label=f"{name}: kNN, k = 20")
         linear = [(k, balanced(block["scores_removed"][str(k)], "linear")[0]) for k in removed
                   if "linear" in block["scores_removed"][str(k)]]
-        ax.plot(*zip(*linear), color=colour, marker="^", linestyle="--", label=f"{name}, linear (all labels)")
+        ax.plot(*zip(*linear), color=colour, marker="^", linestyle="--", label=f"{name}: linear")
     ax.set_xticks(removed)
     ax.set_xlabel("top principal components removed")
     ax.set_ylabel("balanced accuracy (test split)")
     ax.set_title(f"Probes without the top components, {dataset}")
-    ax.legend(fontsize=8)
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + 0.45 * (high - low))  # room for the legend above the curves
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
 
     ax = axes[1, 1]
     if "projector" in result:
@@ -208,8 +226,13 @@ def plot(result: dict, figure: Path) -> None:
     ax = axes[1, 2]
     trajectory = result["temperature"]
     if trajectory["step"]:
+        first, last = trajectory["temperature"][0], trajectory["temperature"][-1]
         ax.plot(trajectory["step"], trajectory["temperature"], marker="o")
-        ax.ticklabel_format(axis="y", useOffset=False)
+        # From zero, so a temperature that hardly moves looks flat.
+        ax.set_ylim(0, 2 * max(trajectory["temperature"]))
+        ax.annotate(f"{first:.4f} at step {trajectory['step'][0]} → {last:.4f} at step {trajectory['step'][-1]} "
+                    f"({100 * (last / first - 1):+.1f} %)", xy=(0.5, 0.9), xycoords="axes fraction", ha="center",
+                    fontsize=9)
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("softmax temperature τ")
         ax.set_title(f"Learnable temperature during pretraining on {result['run']['trained_on']}")
@@ -255,14 +278,17 @@ def main() -> int:
 
 def diagnose(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
-    run = resolve_run(args.run, args.sweep, args.root)
     store_path = paths.existing_store(args.data, args.root)
     info = store.read_info(store_path)
+    run, recorded = resolve_run(args.run, args.sweep, args.root, info.name)
+    if args.draws != DRAWS:
+        recorded = {}
     config = run.manifest["config"]
     img_size = config.get("img_size") or run.manifest["dataset"]["image_shape"][0]
     stretch = run_stretch(run.manifest)
     removed = tuple(sorted(set(args.remove) | {0}))
 
+    progress(started, f"run {run.id} on {info.name}: embedding (D4) with the learned encoder")
     encoder = runs.load_encoder(run)
     head = trained_head(run, encoder, info.channels, img_size)
     if head is None:
@@ -270,6 +296,7 @@ def diagnose(args: argparse.Namespace) -> dict:
     else:
         learned_features, projected = diagnostics.embedding_and_head_features(encoder, head, store_path, args.device,
                                                                               stretch)
+    progress(started, "embedding (D4) with random weights")
     torch.manual_seed(0)
     random_encoder = create_plugin("encoder", config["arch"], img_size=img_size, patch_size=config.get("patch_size"),
                                    in_chans=info.channels)
@@ -277,23 +304,29 @@ def diagnose(args: argparse.Namespace) -> dict:
     random_features = encoder_features(random_encoder, store_path, args.device, stretch)
     embedded_s = time.perf_counter() - started
 
+    progress(started, "image properties")
     properties = diagnostics.image_properties(store_path, img_size, stretch)
+    progress(started, "spectra, correlations and probes")
     result = {
         "dataset": info.name,
         "run": {"run_id": run.id, "ref": args.run, "loss": config["loss"], "arch": config["arch"], "img_size": img_size,
                 "steps": run.manifest.get("steps"), "trained_on": run.manifest["dataset"]["name"],
                 "config": config},
-        "protocol": {"tta": "d4", "random_seed": 0, "few_shot_draws": args.draws, "linear_removed": args.linear_removed, "correlated_components": CORRELATED_COMPONENTS,
-                     "removed_components": list(removed), "pca_for_removal": "fitted on the train split"},
+        "protocol": {"tta": "d4", "random_seed": 0, "few_shot_draws": args.draws, "linear_removed": args.linear_removed,
+                     "correlated_components": CORRELATED_COMPONENTS, "removed_components": list(removed),
+                     "pca_for_removal": "fitted on the train split",
+                     "raw_scores_from_sweep": sorted(recorded)},
         "properties": {name: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10)),
                               "p90": float(np.percentile(v, 90))} for name, v in properties.items()},
         "property_correlations": diagnostics.property_correlations(properties),
-        "learned": describe(learned_features, properties, info.classes, removed, args.draws, args.linear_removed),
+        "learned": describe(learned_features, properties, info.classes, removed, args.draws, args.linear_removed,
+                            recorded.get("learned")),
         "random_weights": describe(random_features, properties, info.classes, removed, args.draws,
-                                   args.linear_removed),
+                                   args.linear_removed, recorded.get("random_weights")),
         "temperature": diagnostics.temperature_trajectory(run.metrics_path),
     }
     if projected is not None:
+        progress(started, "probes of the projector output")
         result["projector"] = {"spectrum": diagnostics.spectrum(projected.embeddings),
                                "correlations": diagnostics.component_correlations(projected.embeddings, properties,
                                                                                   CORRELATED_COMPONENTS),

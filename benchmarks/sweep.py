@@ -71,7 +71,7 @@ from astrojepa_cli.atomic import write_json  # noqa: E402
 from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.evaluate.features import FEATURE_NORMS, POOLS, extract, layer_normed  # noqa: E402
-from astrojepa_cli.evaluate.frozen_protocol import encoder_features, pixel_features, score_features  # noqa: E402
+from astrojepa_cli.evaluate.frozen_protocol import pixel_features, score_features  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from astrojepa_cli.train.config import PretrainConfig, checked_values  # noqa: E402
 from astrojepa_cli.train.loop import create_plugin, pretrain  # noqa: E402
@@ -275,8 +275,8 @@ def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int
         "budget_plan": manifest.get("budget_plan"), "pretrain_wall_s": wall_s and round(wall_s, 1),
         "pretrain_cpu_s": cpu_s and round(cpu_s, 1), "compute_s": _compute_seconds(manifest, sweep.clock, wall_s, cpu_s), "final_loss": (manifest.get("result") or {}).get("final_loss"),
         "effective_rank": last_epoch.get("effective_rank"), "scores": scores,
-        "baselines": {"random_weights": baseline_key("random", dataset, recorded, seed),
-                      "pixels": baseline_key("pixels", dataset, recorded, 0)},
+        "baselines": {"random_weights": baseline_key("random", dataset, recorded, seed, probing),
+                      "pixels": baseline_key("pixels", dataset, recorded, 0, probing)},
         "probe": probing, "pretraining_shared_with": shared["key"] if shared else None,
         "tta": sweep.tta, "machine": budget.machine(), "time": runs.now(),
     }
@@ -297,19 +297,24 @@ def _compute_seconds(manifest: dict, clock: str, wall_s: float | None, cpu_s: fl
     return None if measured is None else round(measured, 1)
 
 
-def baseline_key(kind: str, dataset: str, config: dict, seed: int) -> str:
+def baseline_key(kind: str, dataset: str, config: dict, seed: int, probing: dict) -> str:
+    """The key of a baseline row: what it embeds, at which size, and how it is probed (as the recipe is)."""
     img = config.get("img_size") or "store"
+    probe = "".join(f"/{probing[k]}" for k in PROBE_OPTIONS if probing[k] != PROBE_OPTIONS[k]
+                    and not (kind == "pixels" and k == "probe_pool"))
     if kind == "pixels":
-        return f"pixels/{dataset}/{img}px/{config.get('stretch', 'none')}"
-    return f"random/{dataset}/{config['arch']}/{img}px/p{config.get('patch_size')}/seed{seed}"
+        return f"pixels/{dataset}/{img}px/{config.get('stretch', 'none')}{probe}"
+    return f"random/{dataset}/{config['arch']}/{img}px/p{config.get('patch_size')}/seed{seed}{probe}"
 
 
 def score_baselines(sweep: Sweep, row: dict, results: Results, root: Path | None) -> None:
-    """Score (once) the random-weights network and the pixels that ``row`` is compared with."""
+    """Score (once) the random-weights network and the pixels that ``row`` is compared with, probed as
+    ``row`` is (the same pooling and feature normalisation; pixels have no stages to pool)."""
     store_path = paths.existing_store(row["dataset"], root)
     info = store.read_info(store_path)
-    config = row["config"]
+    config, probing = row["config"], row["probe"]
     img_size = config.get("img_size") or info.image_shape[0]
+    stretch = config.get("stretch", "none")
     for kind, key in row["baselines"].items():
         if results.find(key):
             continue
@@ -318,10 +323,12 @@ def score_baselines(sweep: Sweep, row: dict, results: Results, root: Path | None
             encoder = create_plugin("encoder", config["arch"], img_size=img_size, patch_size=config["patch_size"],
                                     in_chans=info.channels)
             encoder.input_size = img_size
-            features = encoder_features(encoder, store_path, sweep.device, config.get("stretch", "none"), sweep.tta)
+            features = extract(encoder, store_path, sweep.device, pool=probing["probe_pool"], stretch=stretch,
+                               tta=sweep.tta)
         else:
-            features = pixel_features(store_path, img_size, sweep.tta, stretch=config.get("stretch", "none"))
-        scores = score_features(features, info.classes)
+            features = pixel_features(store_path, img_size, sweep.tta, stretch=stretch)
+        scores = score_features(layer_normed(features) if probing["probe_norm"] == "layernorm" else features,
+                                info.classes)
         results.append({"kind": "baseline", "key": key, "baseline": kind, "dataset": row["dataset"],
                         "scores": scores, "tta": sweep.tta, "time": runs.now()})
 
@@ -427,7 +434,9 @@ def run_sweep(sweep: Sweep, out: Path, root: Path | None) -> list[dict]:
                 key = f"{name}/{dataset}/seed{seed}"
                 row = results.find(key)
                 if row is None:
-                    print(f"[{key}] pretraining", flush=True)
+                    shared = _same_pretraining(results, options, dataset, seed)
+                    print(f"[{key}] " + (f"scoring the pretraining of {shared['key']}" if shared else "pretraining"),
+                          flush=True)
                     row = score_recipe(sweep, name, options, dataset, seed, results, root)
                     scores = row["scores"]
                     print(f"[{key}] {row['steps']} steps ({row['epochs']} epochs): linear "

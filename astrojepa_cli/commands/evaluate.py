@@ -20,6 +20,7 @@ from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate import anomalies as anomaly_search
 from astrojepa_cli.evaluate import embedding_files, figures
+from astrojepa_cli.evaluate import context
 from astrojepa_cli.evaluate import features as feature_extraction
 from astrojepa_cli.evaluate.finetune import FinetuneConfig
 from astrojepa_cli.evaluate.label_efficiency import parse_list
@@ -259,9 +260,23 @@ def probe(
         result = score(fresh_encoder(seed) if random_init else encoder)
     _record(run, f"{data_name}/{protocol}", result, encoder)
     payload = {"run_id": run.id, "data": data_name, "protocol": protocol, **result}
+    sentence = None
+    if not (snapshots or random_init) and "balanced_accuracy" in result:
+        twin = context.random_init_key(f"{data_name}/{protocol}", request.protocol)
+        baseline, fresh = context.random_weights_score(run.manifest.get("evaluations", {}), twin,
+                                                       lambda: score(fresh_encoder(seed)))
+        if fresh:
+            _record(run, twin, baseline, encoder)
+        chance = 1.0 / len(result.get("per_class_recall") or classes)
+        payload.update(random_weights_balanced_accuracy=baseline["balanced_accuracy"], chance_balanced_accuracy=chance)
+        sentence = context.verdict(result["balanced_accuracy"], baseline["balanced_accuracy"], chance)
+    warning = context.collapse_warning(run.manifest)
+    if warning:
+        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
     title = f"{protocol} probe of {run.id} on {data_name}"
-    report(payload, json_output, lambda: stderr.print(_snapshot_table(title, result) if snapshots
-                                                      else _probe_table(title, result)))
+    report(payload, json_output, lambda: stderr.print(
+        _snapshot_table(title, result) if snapshots else _probe_table(title, result),
+        *([sentence] if sentence else []), highlight=False))
 
 
 @cli_command

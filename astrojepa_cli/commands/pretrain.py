@@ -11,6 +11,7 @@ import typer
 from astrojepa_cli.commands.common import (
     EXIT_INTERRUPTED, EXIT_TRAINING_FAILED, JsonOption, RootOption, cli_command, fail, report,
 )
+from astrojepa_cli import paths
 from astrojepa_cli.console import stderr
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
 from astrojepa_cli.train.distributed import gpu_available
@@ -117,12 +118,14 @@ def pretrain(
         flag_values["preset"] = default
     values = resolve_config(file_values, flag_values)
     if not resume and not launched_as_secondary_rank():
+        paths.existing_store(values.get("data", PretrainConfig.data), root)  # bad input first, before any note
         if default:
             stderr.print(f"no recipe given: using preset {default} for this machine "
-                         f"({'a GPU' if default == 'gpu' else 'no GPU'} found; docs/results.md)", highlight=False)
+                         f"({'a GPU' if default == 'gpu' else 'no GPU'} found; docs/results.md)",
+                         highlight=False, soft_wrap=True)
         if values.get("preset") in UNMEASURED:
             stderr.print(f"warning: preset {values['preset']} has not been measured yet (docs/results.md)",
-                         highlight=False)
+                         highlight=False, soft_wrap=True)
     result = run_pretraining(PretrainConfig(**values), root=root, resume=resume, progress=not quiet,
                              resume_changes=resume_changes)
     payload = {"run_id": result.run_id, "run_dir": result.run_dir, "status": result.status, "steps": result.steps,

@@ -116,7 +116,7 @@ def machine() -> dict:
     """The machine a timing was taken on: CPU model, cores, torch threads and AVX-512 (timings differ by 2.5x)."""
     import torch
 
-    model, flags = platform.processor(), ""
+    model, flags = "", ""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -127,6 +127,6 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": model or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "avx512": "avx512f" in flags.split(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

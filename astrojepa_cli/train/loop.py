@@ -416,6 +416,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
             steps_since_log += 1
             images_seen += global_batch
             done = step + 1
+            bar.advance(done)
             end_of_epoch = done % steps_per_epoch == 0
             # Under DDP the ranks agree on stopping at log boundaries only, to keep collectives off other steps.
             stop_now = (not placement.distributed or done % config.log_every == 0) and distributed.broadcast_flag(
