@@ -291,6 +291,8 @@ def checked_timm_spec(timm_spec: Any, source: Path | str) -> dict:
         raise UserError(f"{source}: timm_spec must be an object with a model_name")
     import timm
 
+    import registry.encoders  # noqa: F401  (registers astrojepa's own timm models, e.g. resnet15_gn)
+
     name = timm_spec["model_name"]
     if not TIMM_MODEL_NAME.fullmatch(name) or not timm.is_model(name):
         raise UserError(f"{source}: timm_spec names '{name}', which is not a timm architecture")

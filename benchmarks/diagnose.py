@@ -44,13 +44,18 @@ from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.evaluate import diagnostics  # noqa: E402
 from astrojepa_cli.evaluate.features import Features, run_stretch  # noqa: E402
+from astrojepa_cli.evaluate.frozen_protocol import (  # noqa: E402
+    DRAWS, KNN_K, METRICS, SHOTS, encoder_features, score_features)
 from astrojepa_cli.evaluate.knn import knn_probe  # noqa: E402
 from astrojepa_cli.evaluate.label_efficiency import shots_curve  # noqa: E402
-from astrojepa_cli.evaluate.frozen_protocol import DRAWS, KNN_K, METRICS, SHOTS, encoder_features, score_features  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from astrojepa_cli.train.checkpoint import STATE_TENSORS  # noqa: E402
 from astrojepa_cli.train.config import PretrainConfig  # noqa: E402
 from astrojepa_cli.train.loop import build_objective, create_plugin  # noqa: E402
+
+# The custom timm models (narrow ResNets, ResNet15-GN) register themselves on import; a run's
+# encoder file names them, and runs.load_encoder checks that name before anything imports them.
+import registry.encoders  # noqa: E402,F401
 
 REMOVED = (0, 1, 5, 10)
 CORRELATED_COMPONENTS = 5
@@ -66,7 +71,8 @@ def resolve_run(ref: str, sweep: Path | None, root: Path | None, dataset: str) -
     if sweep is None:
         return runs.open_run(ref, root), {}
     rows_path = sweep / "rows.jsonl"
-    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] if rows_path.exists() else []
+    lines = rows_path.read_text().splitlines() if rows_path.exists() else []
+    rows = [json.loads(line) for line in lines if line.strip()]
     found = next((row for row in rows if row.get("kind") == "recipe" and row.get("key") == ref), None)
     if found is None:
         raise UserError(f"no finished row '{ref}' in {rows_path}")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -146,6 +149,12 @@ def test_small_input_resnet_keeps_resolution_and_its_input_size(cli, blob_store,
     encoder = runs.load_encoder(runs.open_run(result["run_id"]))
     assert encoder.embed_dim == 128 and encoder.input_size == 12
     assert encoder_img_size(encoder, default=16) == 12
+    # A fresh process (nothing imported but the run store) rebuilds it too.
+    code = ("import sys; from astrojepa_cli import runs; "
+            "print(runs.load_encoder(runs.open_run(sys.argv[1])).input_size)")
+    fresh = subprocess.run([sys.executable, "-c", code, result["run_id"]], capture_output=True, text=True,
+                           env={**os.environ, "ASTROJEPA_HOME": str(home)}, timeout=300)
+    assert fresh.returncode == 0 and fresh.stdout.strip() == "12", fresh.stderr[-2000:]
     # No max-pool and a stride-1 stem: the first stage sees the full 12 px.
     assert encoder.backbone.layer1(encoder.backbone.act1(encoder.backbone.bn1(
         encoder.backbone.conv1(torch.zeros(1, 1, 12, 12))))).shape[-1] == 12

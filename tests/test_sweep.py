@@ -60,8 +60,13 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
     recipes = {row["name"]: row for row in rows if row["kind"] == "recipe"}
     baselines = {row["baseline"] for row in rows if row["kind"] == "baseline"}
     assert set(recipes) == {"base", "fixed-temperature", "base-last2-layernorm"}
-    # The recipes share one architecture and size, so each baseline is scored once.
-    assert baselines == {"random_weights", "pixels"} and len(rows) == 5
+    # The baselines are scored once per architecture, size and probe: the two recipes probed alike share
+    # theirs, and the variant gets its own, probed as it is.
+    assert baselines == {"random_weights", "pixels"} and len(rows) == 7
+    baseline_keys = {row["key"] for row in rows if row["kind"] == "baseline"}
+    assert baseline_keys == {*recipes["base"]["baselines"].values(),
+                             *recipes["base-last2-layernorm"]["baselines"].values()}
+    assert recipes["base-last2-layernorm"]["baselines"]["random_weights"].endswith("/last2/layernorm")
     # A recipe that only probes differently reuses the base's pretraining.
     variant = recipes["base-last2-layernorm"]
     assert variant["run_id"] == recipes["base"]["run_id"] and variant["pretraining_shared_with"] == "base/blobs/seed0"
@@ -79,7 +84,7 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
 
     again = _sweep(home, sweep_file, out)
     assert again.returncode == 0 and "pretraining" not in again.stdout
-    assert len(_rows(out)) == 5
+    assert len(_rows(out)) == 7
 
 
 def test_interrupted_sweep_resumes_its_pretraining(blob_store, home, tmp_path):
