@@ -38,6 +38,7 @@ from astrojepa_cli.evaluate.label_efficiency import per_class_sample
 from astrojepa_cli.evaluate.probe import classification_metrics
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
 from astrojepa_cli.train.loop import create_plugin, pretrain
+from astrojepa_cli.train.method_options import options_for
 from astrojepa_cli.train.presets import resolve_config
 from registry.views import ViewSpec, centre_view, dihedral_views, random_views
 
@@ -153,7 +154,9 @@ def main() -> None:
                      "baselines": {}}
 
     for method in args.methods.split(","):
-        trained = budgeted_pretrain(replace(base, loss=method), budget_s, args.root)
+        method_config = PretrainConfig(**options_for(method, {**values, "data": args.data, "device": args.device,
+                                                              "seed": 0, "loss": method}))
+        trained = budgeted_pretrain(method_config, budget_s, args.root)
         run = runs.open_run(trained["run_id"], args.root)
         scores = score_features(extract(runs.load_encoder(run), store_path, device, stretch=base.stretch,
                                         tta=args.tta), classes)

@@ -44,6 +44,7 @@ from astrojepa_cli import paths, runs
 from astrojepa_cli.data import store
 from astrojepa_cli.train.config import PretrainConfig
 from astrojepa_cli.train.loop import autocast_for, build_objective, pretrain, to_training_layout
+from astrojepa_cli.train.method_options import options_for
 from registry.losses import lejepa_prediction_loss
 
 # Dense bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s, matched against
@@ -219,9 +220,9 @@ def main() -> None:
              if getattr(args, name) is not None}
     for arch in args.archs.split(","):
         for loss in args.losses.split(","):
-            config = PretrainConfig(data=args.data, arch=arch, loss=loss, batch_size=args.batch_size, **sizes,
-                                    local_views=args.local_views, device=args.device,
-                                    max_steps=args.steps + 2, log_every=2, epochs=1000,
+            views = options_for(loss, {**sizes, "local_views": args.local_views})
+            config = PretrainConfig(data=args.data, arch=arch, loss=loss, batch_size=args.batch_size, **views,
+                                    device=args.device, max_steps=args.steps + 2, log_every=2, epochs=1000,
                                     precision=args.precision, compile=args.compile)
             with_reference = loss == "lejepa"
             references, ours, memory = [], [], 0.0

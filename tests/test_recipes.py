@@ -45,7 +45,7 @@ def test_d4_embeddings_are_invariant_to_rotations_and_flips(blob_store, home):
 
 
 def test_preset_then_config_file_then_flags(tmp_path):
-    assert set(PRESETS) == {"small-cpu", "gpu"}
+    assert set(PRESETS) == {"small-cpu", "lejepa-cpu", "gpu"}
     preset = PRESETS["small-cpu"]
     key = next(iter(preset))
     assert resolve_config({}, {"preset": "small-cpu"})[key] == preset[key]
@@ -64,7 +64,7 @@ def test_preset_scales_and_noise_reach_the_run(cli, blob_store, home):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--preset", "huge"), "error: unknown preset 'huge'; choose one of small-cpu, gpu"),
+    (("--preset", "huge"), "error: unknown preset 'huge'; choose one of small-cpu, lejepa-cpu, gpu"),
     (("--global-scale", "0", "1"), "error: --global-scale and --local-scale must be two area fractions"),
     (("--view-noise", "-1"), "error: --view-noise must be non-negative"),
 ])

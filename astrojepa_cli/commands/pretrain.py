@@ -82,7 +82,7 @@ def pretrain(
         "--keep-encoders", help="Also keep the encoder of every checkpoint (RUN/encoders/), e.g. for 'probe --snapshots'.")] = False,
     nan_policy: Annotated[str, typer.Option(help="stop (mark the run failed) or skip the step.")] = _D.nan_policy,
     preset: Annotated[Optional[str], typer.Option(
-        help="Named recipe (see docs/results.md): small-cpu or gpu (unmeasured). The config file and flags override "
+        help="Named recipe (see docs/results.md): small-cpu, lejepa-cpu or gpu (unmeasured). The config file and flags override "
              "it. Without a preset or any recipe option, the machine's preset is used.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of the same keys; flags override it.")] = None,
     resume: Annotated[Optional[str], typer.Option(help="Continue run RUN (id, folder or 'latest') from its checkpoint.")] = None,

@@ -24,15 +24,25 @@ OPTION_KEYWORD = {
 }
 
 
+def _takes(loss: str, option: str) -> bool:
+    """Whether the loss plugin ``loss`` uses the config ``option`` (options of no particular loss: always)."""
+    accepted = inspect.signature(registry.get("loss", loss).factory).parameters
+    if option not in OPTION_KEYWORD or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return True  # a factory taking **options decides for itself
+    return OPTION_KEYWORD[option] in accepted
+
+
+def options_for(loss: str, values: dict) -> dict:
+    """``values`` without the options ``loss`` does not use (for benchmarks that loop over losses)."""
+    return {option: value for option, value in values.items() if _takes(loss, option)}
+
+
 def check_method_options(config) -> None:
     """Refuse any option of ``config`` (a :class:`PretrainConfig`) that its loss plugin does not take."""
-    accepted = inspect.signature(registry.get("loss", config.loss).factory).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-        return  # a factory taking **options decides for itself
     defaults = {f.name: f.default for f in fields(config)}
-    for option, keyword in OPTION_KEYWORD.items():
+    for option in OPTION_KEYWORD:
         value = getattr(config, option)
-        if value == defaults[option] or keyword in accepted or (option == "local_views" and value == 0):
+        if value == defaults[option] or _takes(config.loss, option) or (option == "local_views" and value == 0):
             continue
         raise UserError(f"--{option.replace('_', '-')} does not apply to --loss {config.loss} "
                         f"(set by a flag, the config file or the preset); drop it or choose a loss that uses it")

@@ -15,6 +15,10 @@ PRESETS: dict[str, dict] = {
     # 2 cores. The budget sets the step count, so it ends on time on any machine.
     "small-cpu": {"arch": "resnet18", "loss": "simclr", "img_size": 48, "batch_size": 128, "lr": 1e-3,
                   "warmup_epochs": 1.0, "budget": "30m"},
+    # LeJEPA on a CPU: the best LeJEPA recipe of the CPU recipe study so far (docs/results.md):
+    # a ResNet-18 at 32 px, 2 global + 2 local views, λ 0.05, 30 minutes.
+    "lejepa-cpu": {"arch": "resnet18", "loss": "lejepa", "img_size": 32, "batch_size": 128, "lr": 1e-3,
+                   "warmup_epochs": 1.0, "global_views": 2, "local_views": 2, "lam": 0.05, "budget": "30m"},
     # The same recipe given a GPU's room: twice the resolution and batch, more epochs, bf16
     # (precision auto). Unmeasured: see docs/results.md before relying on it.
     "gpu": {"arch": "resnet18", "loss": "simclr", "img_size": 96, "batch_size": 256, "lr": 2e-3,
