@@ -92,6 +92,8 @@ def study_section(title: str, sweep_file: str, results_dir: str) -> str:
     machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in recipes})
     if machines:
         lines += ["Machines: " + "; ".join(_machine(json.loads(m)) for m in machines) + ".", ""]
+    if (ROOT / results_dir / "score-vs-compute.png").exists():
+        lines += [f"![score against compute](../{results_dir}/score-vs-compute.png)", ""]
     ranked = summary(sweep, rows)
     lines += [f"### Ranking (balanced accuracy of the {PROBE_NAMES[sweep.rank_by]} probe, mean over datasets)", "",
               "| # | recipe | changes | score | " + " | ".join(
@@ -132,6 +134,41 @@ def study_section(title: str, sweep_file: str, results_dir: str) -> str:
     return "\n".join(lines)
 
 
+def targets_section(title: str, sweep_file: str, results_dir: str) -> str:
+    """Where the study's best recipes stand against the targets (defined at 30 minutes and 3 seeds)."""
+    sweep = read_sweep(ROOT / sweep_file)
+    ranked = [line for line in summary(sweep, Results(ROOT / results_dir).rows()) if line["score"] is not None]
+    if not ranked:
+        return ""
+    best = ranked[0]
+    lejepa = next((line for line in ranked if dict(sweep.recipes)[line["name"]].get("loss") == "lejepa"), None)
+    lines = [f"### {title}: the best recipe so far against the targets", "",
+             f"The best recipe by the ranking above is `{best['name']}`. The targets are defined for a "
+             "30-minute budget and the mean of 3 seeds; these rows are one seed at the study's budget.", "",
+             "| dataset | target | needed | measured | met |", "|---|---|---:|---:|---|"]
+    checks = {
+        "gz1-48": [("linear probe", "linear", None, 0.70), ("linear − random weights", "linear", "random", 0.08),
+                   ("linear − pixels", "linear", "pixels", 0.10), ("10-shot − random weights", "10-shot", "random", 0.05),
+                   ("kNN − pixels", "knn-20", "pixels", 0.0)],
+        "first-radio": [("linear − random weights", "linear", "random", 0.05)],
+    }
+    for dataset, rows in checks.items():
+        cell = best["datasets"].get(dataset)
+        for label, probe, against, needed in rows if cell else []:
+            key = f"{probe}_{against}" if against else None
+            if key and key not in cell:
+                continue
+            value = cell[probe] - (cell[key] if key else 0.0)
+            lines.append(f"| {dataset} | {label} | {needed:+.2f} | {value:+.3f} | {'yes' if value >= needed else 'no'} |"
+                         if against else f"| {dataset} | {label} | {needed:.2f} | {value:.3f} | "
+                         f"{'yes' if value >= needed else 'no'} |")
+    if lejepa:
+        gap = best["score"] - lejepa["score"]
+        lines.append(f"| both | best LeJEPA (`{lejepa['name']}`) within 0.03 of the best | 0.03 | {gap:.3f} | "
+                     f"{'yes' if gap <= 0.03 else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def _probe(scores: dict, probe: str) -> str:
     s = scores[probe]
     head = f"{s['balanced_accuracy']:.3f}"
@@ -154,7 +191,8 @@ def diagnosis_section() -> str:
 
 
 def render() -> str:
-    parts = [INTRO] + [study_section(*study) for study in STUDIES] + [diagnosis_section(), OUTRO]
+    parts = ([INTRO] + [section for study in STUDIES for section in (study_section(*study), targets_section(*study))]
+             + [diagnosis_section(), OUTRO])
     return "\n".join(part for part in parts if part).rstrip() + "\n"
 
 

@@ -128,3 +128,9 @@ def test_bad_sweep_files_are_one_error_line(home, tmp_path):
         assert done.returncode == 2, (name, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), (name, done.stderr)
+
+
+def test_results_page_is_generated_from_the_committed_results():
+    report = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
+    done = subprocess.run([sys.executable, str(report), "--check"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

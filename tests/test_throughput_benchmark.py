@@ -47,4 +47,5 @@ def test_engine_options_compares_layouts_in_one_run(home):
                "--rounds", "2", "--steps-per-round", "1")
     row = next(line for line in out.splitlines() if line.startswith("| resnet18"))
     default, engine, speed_up = (cell.strip() for cell in row.split("|")[2:5])
-    assert float(speed_up.rstrip("x")) == float(f"{float(default) / float(engine):.2f}")
+    # The printed times and ratio are each rounded, so they agree to the ratio's last digit.
+    assert abs(float(speed_up.rstrip("x")) - float(default) / float(engine)) <= 0.011
