@@ -43,19 +43,15 @@ from astrojepa_cli.atomic import write_json  # noqa: E402
 from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.evaluate import diagnostics  # noqa: E402
-from astrojepa_cli.evaluate.features import Features, run_stretch  # noqa: E402
+from astrojepa_cli.evaluate.features import Features, extract, run_stretch  # noqa: E402
 from astrojepa_cli.evaluate.frozen_protocol import (  # noqa: E402
-    DRAWS, KNN_K, METRICS, SHOTS, encoder_features, score_features)
+    DRAWS, KNN_K, METRICS, SHOTS, score_features)
 from astrojepa_cli.evaluate.knn import knn_probe  # noqa: E402
 from astrojepa_cli.evaluate.label_efficiency import shots_curve  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from astrojepa_cli.train.checkpoint import STATE_TENSORS  # noqa: E402
 from astrojepa_cli.train.config import PretrainConfig  # noqa: E402
 from astrojepa_cli.train.loop import build_objective, create_plugin  # noqa: E402
-
-# The custom timm models (narrow ResNets, ResNet15-GN) register themselves on import; a run's
-# encoder file names them, and runs.load_encoder checks that name before anything imports them.
-import registry.encoders  # noqa: E402,F401
 
 REMOVED = (0, 1, 5, 10)
 CORRELATED_COMPONENTS = 5
@@ -298,7 +294,7 @@ def diagnose(args: argparse.Namespace) -> dict:
     encoder = runs.load_encoder(run)
     head = trained_head(run, encoder, info.channels, img_size)
     if head is None:
-        learned_features, projected = encoder_features(encoder, store_path, args.device, stretch), None
+        learned_features, projected = extract(encoder, store_path, args.device, stretch=stretch, tta="d4"), None
     else:
         learned_features, projected = diagnostics.embedding_and_head_features(encoder, head, store_path, args.device,
                                                                               stretch)
@@ -307,7 +303,7 @@ def diagnose(args: argparse.Namespace) -> dict:
     random_encoder = create_plugin("encoder", config["arch"], img_size=img_size, patch_size=config.get("patch_size"),
                                    in_chans=info.channels)
     random_encoder.input_size = img_size
-    random_features = encoder_features(random_encoder, store_path, args.device, stretch)
+    random_features = extract(random_encoder, store_path, args.device, stretch=stretch, tta="d4")
     embedded_s = time.perf_counter() - started
 
     progress(started, "image properties")

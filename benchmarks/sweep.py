@@ -249,10 +249,10 @@ def _same_pretraining(results: Results, options: dict, dataset: str, seed: int) 
 
 
 def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int, results: Results,
-                 root: Path | None) -> dict:
+                 root: Path | None, shared: dict | None) -> dict:
+    """Pretrain (or reuse ``shared``, the row whose pretraining this recipe shares) and score one job."""
     key = f"{name}/{dataset}/seed{seed}"
     config = recipe_config(sweep, options, dataset, seed, name=name)
-    shared = _same_pretraining(results, options, dataset, seed)
     if shared:
         run, wall_s, cpu_s = runs.open_run(shared["run_id"], root), shared["pretrain_wall_s"], shared["pretrain_cpu_s"]
     else:
@@ -437,7 +437,7 @@ def run_sweep(sweep: Sweep, out: Path, root: Path | None) -> list[dict]:
                     shared = _same_pretraining(results, options, dataset, seed)
                     print(f"[{key}] " + (f"scoring the pretraining of {shared['key']}" if shared else "pretraining"),
                           flush=True)
-                    row = score_recipe(sweep, name, options, dataset, seed, results, root)
+                    row = score_recipe(sweep, name, options, dataset, seed, results, root, shared)
                     scores = row["scores"]
                     print(f"[{key}] {row['steps']} steps ({row['epochs']} epochs): linear "
                           f"{scores['linear']['balanced_accuracy']:.3f}, 10-shot "

@@ -22,7 +22,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from astrojepa_cli.data import loader, store
-from astrojepa_cli.evaluate.features import Features, extract
+from astrojepa_cli.evaluate.features import Features
 from astrojepa_cli.evaluate.knn import knn_probe
 from astrojepa_cli.evaluate.label_efficiency import shots_curve
 from astrojepa_cli.evaluate.probe import linear_probe
@@ -47,12 +47,6 @@ def score_features(features: Features, classes: list[str], shots: int = SHOTS, d
         f"{shots}-shot": {**{m: few[m] for m in METRICS}, **{f"{m}_std": few.get(f"{m}_std", 0.0) for m in METRICS},
                           "draws": draws},
     }
-
-
-def encoder_features(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
-                     stretch: str = "none", tta: str = "d4") -> Features:
-    """The encoder's (D4-averaged) embeddings of every image of the store."""
-    return extract(encoder, store_path, device, stretch=stretch, tta=tta)
 
 
 def pixel_features(store_path: Path, img_size: int, tta: str = "d4", components: int = PIXEL_COMPONENTS,
