@@ -42,12 +42,13 @@ from astrojepa_cli import paths, runs  # noqa: E402
 from astrojepa_cli.atomic import write_json  # noqa: E402
 from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
-from astrojepa_cli.evaluate import diagnostics  # noqa: E402
-from astrojepa_cli.evaluate.features import Features, extract, run_stretch  # noqa: E402
-from astrojepa_cli.evaluate.frozen_protocol import (  # noqa: E402
+from astrojepa_cli.evaluate.explore import diagnostics  # noqa: E402
+from astrojepa_cli.evaluate.features import Features, extract  # noqa: E402
+from astrojepa_cli.runs import run_stretch  # noqa: E402
+from astrojepa_cli.evaluate.probes.frozen_protocol import (  # noqa: E402
     DRAWS, KNN_K, METRICS, SHOTS, score_features)
-from astrojepa_cli.evaluate.knn import knn_probe  # noqa: E402
-from astrojepa_cli.evaluate.label_efficiency import shots_curve  # noqa: E402
+from astrojepa_cli.evaluate.probes.knn import knn_probe  # noqa: E402
+from astrojepa_cli.evaluate.probes.label_efficiency import shots_curve  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from astrojepa_cli.train.checkpoint import STATE_TENSORS  # noqa: E402
 from astrojepa_cli.train.config import PretrainConfig  # noqa: E402

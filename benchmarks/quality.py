@@ -33,9 +33,9 @@ from torch.nn import functional as F
 from astrojepa_cli import paths, runs
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.evaluate.features import Features, extract
-from astrojepa_cli.evaluate.frozen_protocol import DRAWS, SHOTS, pixel_features, score_features
-from astrojepa_cli.evaluate.label_efficiency import per_class_sample
-from astrojepa_cli.evaluate.probe import classification_metrics
+from astrojepa_cli.evaluate.probes.frozen_protocol import DRAWS, SHOTS, pixel_features, score_features
+from astrojepa_cli.evaluate.probes.label_efficiency import per_class_sample
+from astrojepa_cli.evaluate.probes.linear import classification_metrics
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
 from astrojepa_cli.train.loop import create_plugin, pretrain
 from astrojepa_cli.train.method_options import options_for

@@ -36,7 +36,7 @@ its rows.
 ## The protocol
 
 Every frozen row, learned or baseline, is scored the same way
-(`astrojepa_cli/evaluate/frozen_protocol.py`):
+(`astrojepa_cli/evaluate/probes/frozen_protocol.py`):
 
 - **D4 averaging on every row.** An encoder's embedding is the mean over the 8 rotations and flips
   of the image; for pixels, the 8 transformed pixel vectors are averaged (the symmetrised image)

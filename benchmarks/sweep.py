@@ -36,7 +36,7 @@ The TOML file::
     proj_dim = [16, 64]
 
 Every pretraining is scored with the frozen protocol of
-:mod:`astrojepa_cli.evaluate.frozen_protocol` (D4-averaged features; linear, kNN
+:mod:`astrojepa_cli.evaluate.probes.frozen_protocol` (D4-averaged features; linear, kNN
 and 10-shot probes; accuracy, balanced accuracy and macro-F1), and so are the
 same network with random weights and the pixels, once per dataset and shape.
 Each result is one JSON row appended to ``OUT/rows.jsonl``. A rerun skips the
@@ -71,7 +71,7 @@ from astrojepa_cli.atomic import write_json  # noqa: E402
 from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.evaluate.features import FEATURE_NORMS, POOLS, extract, layer_normed  # noqa: E402
-from astrojepa_cli.evaluate.frozen_protocol import pixel_features, score_features  # noqa: E402
+from astrojepa_cli.evaluate.probes.frozen_protocol import pixel_features, score_features  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from astrojepa_cli.train.config import PretrainConfig, checked_values  # noqa: E402
 from astrojepa_cli.train.loop import create_plugin, pretrain  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from astrojepa_cli.data.store import StoreWriter
-from astrojepa_cli.evaluate.anomalies import SCORERS, score
+from astrojepa_cli.evaluate.explore.anomalies import SCORERS, score
 from tests.conftest import TINY_PRETRAIN, Cli
 
 N_COMMON, N_RARE = 60, 6

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from astrojepa_cli.data.store import StoreWriter
-from astrojepa_cli.evaluate import diagnostics
+from astrojepa_cli.evaluate.explore import diagnostics
 from astrojepa_cli.train.loop import create_plugin
 from tests.conftest import TINY_PRETRAIN
 

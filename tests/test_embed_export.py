@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from astrojepa_cli import runs
 from astrojepa_cli.data import store
 from astrojepa_cli.evaluate import features as feature_extraction
-from astrojepa_cli.evaluate.embedding_files import write_npy
+from astrojepa_cli.evaluate.explore.embedding_files import write_npy
 from registry.encoders import Encoder
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 

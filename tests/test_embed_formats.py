@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from astrojepa_cli import runs
 from astrojepa_cli.data import store
-from astrojepa_cli.evaluate.timm_export import timm_config
+from astrojepa_cli.runs.timm_export import timm_config
 from tests.conftest import TINY_PRETRAIN, Cli
 from tests.source_files import catalog_folder, png
 

@@ -9,7 +9,7 @@ import torch
 
 import registry
 from registry import PluginError
-from astrojepa_cli.evaluate.monitors import effective_rank
+from registry.spectrum import effective_rank
 from registry.ema import ema_momentum, ema_update
 from registry.ntxent import nt_xent
 from registry.views import centre_view

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrojepa_cli.evaluate.patch_heatmaps import on_grid
-from astrojepa_cli.evaluate.training_plots import loss_curves, present_monitors, training_monitors
+from astrojepa_cli.evaluate.explore.patch_heatmaps import on_grid
+from astrojepa_cli.evaluate.figures.training import loss_curves, present_monitors, training_monitors
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 
 FAST = ("--epochs", "1", "--max-steps", "2", *TINY_PRETRAIN, "--local-views", "0")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from astrojepa_cli.data.store import StoreWriter
-from astrojepa_cli.evaluate.finetune import FinetuneConfig, compare_with_scratch, task_for
-from astrojepa_cli.evaluate.knn import weighted_knn_predict
+from astrojepa_cli.evaluate.probes.finetune import FinetuneConfig, compare_with_scratch, task_for
+from astrojepa_cli.evaluate.probes.knn import weighted_knn_predict
 from registry.encoders import Encoder
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 

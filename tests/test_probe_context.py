@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from astrojepa_cli.evaluate.context import collapse_warning, random_init_key, verdict
+from astrojepa_cli.evaluate.probes.context import collapse_warning, random_init_key, verdict
 from tests.conftest import TINY_PRETRAIN
 
 FAST = ("--max-steps", "2", *TINY_PRETRAIN, "--local-views", "0", "--loss", "simclr", "--arch", "resnet18")

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from astrojepa_cli import runs
 
 from astrojepa_cli.evaluate.features import embed_images
-from astrojepa_cli.evaluate.snapshots import evenly_spaced, probe_snapshots
+from astrojepa_cli.evaluate.probes.snapshots import evenly_spaced, probe_snapshots
 from astrojepa_cli.train.presets import PRESETS, resolve_config
 from registry.encoders import Encoder
 from registry.views import dihedral_views

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from astrojepa_cli.data import store
 from astrojepa_cli.data.store import StoreWriter
-from astrojepa_cli.evaluate.similarity import nearest
+from astrojepa_cli.evaluate.explore.similarity import nearest
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 
 LAMBDAS = ("0.02", "0.3", "0.9")

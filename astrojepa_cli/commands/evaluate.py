@@ -18,19 +18,20 @@ from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, r
 from astrojepa_cli.console import stderr
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate import anomalies as anomaly_search
-from astrojepa_cli.evaluate import embedding_files, figures
-from astrojepa_cli.evaluate import context
+from astrojepa_cli.evaluate.explore import anomalies as anomaly_search
+from astrojepa_cli.evaluate.explore import embedding_files
+from astrojepa_cli.evaluate.figures import run_figures as figures
+from astrojepa_cli.evaluate.probes import context
 from astrojepa_cli.evaluate import features as feature_extraction
-from astrojepa_cli.evaluate.finetune import FinetuneConfig
-from astrojepa_cli.evaluate.label_efficiency import parse_list
-from astrojepa_cli.evaluate.latent import check_method
-from astrojepa_cli.evaluate.plots import save_figure, unused_path
-from astrojepa_cli.evaluate.probe import finite
-from astrojepa_cli.evaluate.protocols import ProbeRequest, run_protocol
+from astrojepa_cli.evaluate.probes.finetune import FinetuneConfig
+from astrojepa_cli.evaluate.probes.label_efficiency import parse_list
+from astrojepa_cli.evaluate.explore.latent import check_method
+from astrojepa_cli.evaluate.figures.plotting import save_figure, unused_path
+from astrojepa_cli.evaluate.probes.linear import finite
+from astrojepa_cli.evaluate.probes.protocols import ProbeRequest, run_protocol
 from astrojepa_cli.evaluate.run_compare import run_labels
-from astrojepa_cli.evaluate.snapshots import probe_snapshots
-from astrojepa_cli.evaluate.training_plots import compare_figure
+from astrojepa_cli.evaluate.probes.snapshots import probe_snapshots
+from astrojepa_cli.evaluate.figures.training import compare_figure
 from astrojepa_cli.train.distributed import resolve_device
 
 RunArgument = Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")]
@@ -51,7 +52,7 @@ def _run_features(run_ref: str, data: str | None, root: Path | None, device: str
     run, data_name, store_path = _open(run_ref, data, root)
     encoder = runs.load_encoder(run)
     features = finite(feature_extraction.extract(encoder, store_path, resolve_device(device),
-                                                 stretch=feature_extraction.run_stretch(run.manifest), tta=tta))
+                                                 stretch=runs.run_stretch(run.manifest), tta=tta))
     return run, data_name, store_path, features, encoder
 
 
@@ -110,7 +111,7 @@ def embed(
     meta = store.load(store_path, with_images=False)
     n, dim = len(meta.ids), encoder.embed_dim
     embeddings = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
-                                                    feature_extraction.run_stretch(run.manifest), tta=tta)
+                                                    runs.run_stretch(run.manifest), tta=tta)
     chunks = _with_progress(embeddings,
                             math.ceil(n / feature_extraction.CHUNK), f"embedding {n} images")
     arguments = (fmt, chunks, meta, store.read_info(store_path).classes, dim)
@@ -238,7 +239,7 @@ def probe(
         fresh.input_size = encoder.input_size  # evaluated at the size the run trained at
         return fresh
 
-    resolved, stretch = resolve_device(device), feature_extraction.run_stretch(run.manifest)
+    resolved, stretch = resolve_device(device), runs.run_stretch(run.manifest)
     classes = store.read_info(store_path).classes
 
     def features_of(probed: torch.nn.Module) -> feature_extraction.Features:
@@ -378,7 +379,7 @@ def _run_figures(run_ref: str, data: str | None, latent: str | None, patches: st
                                     out_dir / f"latent-{data_name}-{latent}.png", pdf,
                                     f"map of {data_name} embeddings ({run.id})")
     if patches is not None:
-        from astrojepa_cli.evaluate.patch_heatmaps import patch_heatmap_figure
+        from astrojepa_cli.evaluate.explore.patch_heatmaps import patch_heatmap_figure
 
         figure = patch_heatmap_figure(run, store_path, patches, resolve_device(device))
         files += save_figure(figure, out_dir / f"patches-{data_name}-{patches}.png", pdf)

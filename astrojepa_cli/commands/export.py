@@ -11,7 +11,7 @@ from astrojepa_cli import runs
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
 from astrojepa_cli.console import stderr
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.timm_export import export_timm
+from astrojepa_cli.runs.timm_export import export_timm
 
 FORMATS = ("timm",)
 

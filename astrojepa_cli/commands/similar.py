@@ -11,8 +11,8 @@ from rich.table import Table
 from astrojepa_cli import paths, runs
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
 from astrojepa_cli.console import stderr
-from astrojepa_cli.evaluate.features import run_stretch
-from astrojepa_cli.evaluate.similarity import similar_objects
+from astrojepa_cli.runs import run_stretch
+from astrojepa_cli.evaluate.explore.similarity import similar_objects
 from astrojepa_cli.train.distributed import resolve_device
 
 

@@ -86,10 +86,6 @@ def tta_suffix(tta: str) -> str:
     return "" if tta == "none" else f"-{tta}"
 
 
-def run_stretch(manifest: dict) -> str:
-    """The intensity stretch a run was trained with (``none`` for runs that predate stretches)."""
-    return manifest.get("config", {}).get("stretch") or "none"
-
 
 def _embedder(encoder: torch.nn.Module, store_path: Path, device: torch.device | str, pool: str,
               stretch: str, tta: str) -> Callable[[np.ndarray], np.ndarray]:

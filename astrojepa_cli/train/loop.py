@@ -34,7 +34,7 @@ from astrojepa_cli import paths, runs
 from astrojepa_cli.atomic import write_bytes
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.monitors import collapse_monitors
+from astrojepa_cli.train.monitors import collapse_monitors
 from astrojepa_cli.train import budget, distributed
 from astrojepa_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from astrojepa_cli.train.config import PretrainConfig

@@ -20,9 +20,9 @@ from matplotlib.ticker import MaxNLocator
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.features import images_at, row_of_id, run_stretch
-from astrojepa_cli.evaluate.plots import display_image, plt
-from astrojepa_cli.runs import Run, load_tensors
+from astrojepa_cli.evaluate.features import images_at, row_of_id
+from astrojepa_cli.evaluate.figures.plotting import display_image, plt
+from astrojepa_cli.runs import Run, load_tensors, run_stretch
 from registry.ijepa import IJEPA, gather_tokens
 from registry.maskers import patch_grid
 from registry.views import centre_view

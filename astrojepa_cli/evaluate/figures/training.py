@@ -9,7 +9,7 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.plots import plt
+from astrojepa_cli.evaluate.figures.plotting import plt
 from astrojepa_cli.runs import Run
 
 NOT_LOSS_TERMS = ("step", "epoch", "lr", "weight_decay", "images_per_second")

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import encoder_img_size
-from astrojepa_cli.evaluate.probe import TEST_SPLIT, classification_metrics
-from astrojepa_cli.evaluate.regression import regression_metrics
+from astrojepa_cli.evaluate.probes.linear import TEST_SPLIT, classification_metrics
+from astrojepa_cli.evaluate.probes.regression import regression_metrics
 from registry.views import centre_view
 
 

@@ -9,12 +9,12 @@ import numpy as np
 
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.anomalies import score_meaning
+from astrojepa_cli.evaluate.explore.anomalies import score_meaning
 from astrojepa_cli.evaluate.features import Features, images_at, row_of_id
-from astrojepa_cli.evaluate.latent import project_2d
-from astrojepa_cli.evaluate.plots import anomaly_mosaic, save_figure, sky_positions
-from astrojepa_cli.evaluate.result_plots import confusion_figure, curves_figure, latent_figure
-from astrojepa_cli.evaluate.training_plots import loss_curves, present_monitors, read_metrics, training_monitors
+from astrojepa_cli.evaluate.explore.latent import project_2d
+from astrojepa_cli.evaluate.figures.plotting import anomaly_mosaic, save_figure, sky_positions
+from astrojepa_cli.evaluate.figures.results import confusion_figure, curves_figure, latent_figure
+from astrojepa_cli.evaluate.figures.training import loss_curves, present_monitors, read_metrics, training_monitors
 from astrojepa_cli.runs import Run
 
 CURVE_PROTOCOLS = {"few-shot": "shots", "label-fraction": "fraction"}

@@ -23,9 +23,9 @@ from sklearn.decomposition import PCA
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.evaluate.features import Features
-from astrojepa_cli.evaluate.knn import knn_probe
-from astrojepa_cli.evaluate.label_efficiency import shots_curve
-from astrojepa_cli.evaluate.probe import linear_probe
+from astrojepa_cli.evaluate.probes.knn import knn_probe
+from astrojepa_cli.evaluate.probes.label_efficiency import shots_curve
+from astrojepa_cli.evaluate.probes.linear import linear_probe
 from registry.views import centre_view, dihedral_views
 
 SHOTS = 10

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrojepa_cli.evaluate.latent import Projection
-from astrojepa_cli.evaluate.plots import plt
+from astrojepa_cli.evaluate.explore.latent import Projection
+from astrojepa_cli.evaluate.figures.plotting import plt
 
 METRIC_LABELS = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "macro_f1": "macro F1"}
 

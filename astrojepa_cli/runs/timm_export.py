@@ -21,8 +21,8 @@ import numpy as np
 from astrojepa_cli.atomic import write_json
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.features import run_stretch
-from astrojepa_cli.runs import Run, load_encoder, save_tensors
+from astrojepa_cli.runs.store import Run, run_stretch
+from astrojepa_cli.runs.weights import load_encoder, save_tensors
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

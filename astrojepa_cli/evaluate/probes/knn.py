@@ -6,7 +6,7 @@ import numpy as np
 
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features
-from astrojepa_cli.evaluate.probe import TEST_SPLIT, classification_metrics, train_and_test
+from astrojepa_cli.evaluate.probes.linear import TEST_SPLIT, classification_metrics, train_and_test
 
 TEMPERATURE = 0.07
 QUERY_CHUNK = 1024

@@ -117,7 +117,7 @@ def write_report(records: list[dict], top: int, images: np.ndarray, out_dir: Pat
     """Ranked CSV and JSON of every object, plus a PNG mosaic of the ``top`` (``images`` and ``sky`` positions
     in rank order), with ``note`` saying what the score measures."""
     from astrojepa_cli.atomic import atomic_path, write_json
-    from astrojepa_cli.evaluate.plots import anomaly_mosaic, save_figure
+    from astrojepa_cli.evaluate.figures.plotting import anomaly_mosaic, save_figure
 
     csv_path, json_path, png_path = out_dir / "anomalies.csv", out_dir / "anomalies.json", out_dir / "mosaic.png"
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as handle:
@@ -141,7 +141,7 @@ def find_anomalies(features: Features, store_path: Path, class_names: list[str],
     measured = {} if eval_class is None else {
         "evaluation": evaluate_class(scores, features.labels, class_names, eval_class, top)}
     records = ranked_records(scores, features.ids, features.labels, class_names)
-    from astrojepa_cli.evaluate.plots import sky_positions
+    from astrojepa_cli.evaluate.figures.plotting import sky_positions
 
     top_rows = rank(scores, top)
     images = images_at(store_path, top_rows)

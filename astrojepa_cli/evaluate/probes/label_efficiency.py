@@ -8,8 +8,8 @@ import numpy as np
 
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features
-from astrojepa_cli.evaluate.probe import TEST_SPLIT, fit_and_score, train_and_test
-from astrojepa_cli.evaluate.seeds import summarise
+from astrojepa_cli.evaluate.probes.linear import TEST_SPLIT, fit_and_score, train_and_test
+from astrojepa_cli.evaluate.probes.seeds import summarise
 
 
 def parse_list(text: str, kind: type, option: str) -> list:

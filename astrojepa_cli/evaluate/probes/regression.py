@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features
-from astrojepa_cli.evaluate.probe import TEST_SPLIT
+from astrojepa_cli.evaluate.probes.linear import TEST_SPLIT
 
 ALPHA_GRID = tuple(np.logspace(-3, 3, 7))
 

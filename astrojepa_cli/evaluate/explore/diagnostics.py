@@ -24,7 +24,7 @@ from torch import nn
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.evaluate.features import Features, extract
-from astrojepa_cli.evaluate.monitors import effective_rank
+from registry.spectrum import effective_rank
 from astrojepa_cli.runs import read_metrics
 from registry.views import centre_view
 

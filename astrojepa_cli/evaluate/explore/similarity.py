@@ -10,8 +10,8 @@ import torch
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import embed_images, extract, images_at, row_of_id
-from astrojepa_cli.evaluate.knn import unit_rows
-from astrojepa_cli.evaluate.plots import save_figure, similarity_mosaic, sky_positions, unused_path
+from astrojepa_cli.evaluate.probes.knn import unit_rows
+from astrojepa_cli.evaluate.figures.plotting import save_figure, similarity_mosaic, sky_positions, unused_path
 
 
 def nearest(embeddings: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,13 +15,13 @@ from typing import Callable
 import torch
 
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate import finetune as finetuning
+from astrojepa_cli.evaluate.probes import finetune as finetuning
 from astrojepa_cli.evaluate.features import Features
-from astrojepa_cli.evaluate.knn import knn_probe
-from astrojepa_cli.evaluate.label_efficiency import fractions_curve, shots_curve
-from astrojepa_cli.evaluate.probe import linear_probe
-from astrojepa_cli.evaluate.regression import ridge_probe
-from astrojepa_cli.evaluate.seeds import over_seeds
+from astrojepa_cli.evaluate.probes.knn import knn_probe
+from astrojepa_cli.evaluate.probes.label_efficiency import fractions_curve, shots_curve
+from astrojepa_cli.evaluate.probes.linear import linear_probe
+from astrojepa_cli.evaluate.probes.regression import ridge_probe
+from astrojepa_cli.evaluate.probes.seeds import over_seeds
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Probes of frozen and fine-tuned encoders: linear, kNN, label efficiency, fine-tuning, regression, and the protocols that run them."""

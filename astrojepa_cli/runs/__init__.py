@@ -1,0 +1,40 @@
+"""The run store (one folder per run: safetensors weights and a JSON manifest), the run's weights,
+and the timm export of its encoder. ``store`` holds the folder and manifest, ``weights`` the
+tensors; both are re-exported here, so callers write ``runs.open_run`` and ``runs.load_encoder``."""
+
+from astrojepa_cli.runs.store import (
+    ENCODER_FILE, MANIFEST_SCHEMA_VERSION, SNAPSHOT_DIR, STATUSES, USABLE_STATUSES, Run, create_run, environment,
+    fail_unfinished, list_runs, now, open_run, owner, read_metrics, run_stretch, steady_images_per_second,
+)
+from astrojepa_cli.runs.weights import (
+    TIMM_SPEC_KEYS, checked_timm_spec, load_encoder, load_encoder_file, load_tensors, rebuild_encoder, save_encoder,
+    save_tensors, snapshot_path,
+)
+
+__all__ = [
+    "ENCODER_FILE",
+    "MANIFEST_SCHEMA_VERSION",
+    "SNAPSHOT_DIR",
+    "STATUSES",
+    "USABLE_STATUSES",
+    "Run",
+    "create_run",
+    "environment",
+    "fail_unfinished",
+    "list_runs",
+    "now",
+    "open_run",
+    "owner",
+    "read_metrics",
+    "run_stretch",
+    "steady_images_per_second",
+    "TIMM_SPEC_KEYS",
+    "checked_timm_spec",
+    "load_encoder",
+    "load_encoder_file",
+    "load_tensors",
+    "rebuild_encoder",
+    "save_encoder",
+    "save_tensors",
+    "snapshot_path",
+]
