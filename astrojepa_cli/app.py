@@ -1,4 +1,8 @@
-"""The ``astrojepa`` console app: parses arguments, calls the library, prints. No science here."""
+"""The ``astrojepa`` console app: parses arguments, calls the library, prints. No science here.
+
+The command modules import their library modules (torch, timm, scikit-learn, h5py, matplotlib)
+inside the command functions, so ``astrojepa --help`` and every ``--help`` start in well under a second.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Annotated
 import typer
 
 from astrojepa_cli import __version__
-from astrojepa_cli.commands import evaluate, export, fetch, inspect, pretrain, similar
+from astrojepa_cli.commands import anomalies, embed, export, fetch, plot, plugins, pretrain, probe, runs, similar
 from astrojepa_cli.commands.common import Settings
 
 app = typer.Typer(
@@ -34,17 +38,13 @@ def main_options(
     Settings.debug = Settings.debug or debug
 
 
-app.command("fetch-data")(fetch.fetch_data)
+app.add_typer(fetch.fetch_app, name="fetch-data")
 app.command("pretrain")(pretrain.pretrain)
-app.command("embed")(evaluate.embed)
-app.command("probe")(evaluate.probe)
-app.command("anomalies")(evaluate.anomalies)
-app.command("plot")(evaluate.plot)
+app.command("embed")(embed.embed)
+app.command("probe")(probe.probe)
+app.command("anomalies")(anomalies.anomalies)
+app.add_typer(plot.plot_app, name="plot")
 app.command("similar")(similar.similar)
 app.command("export")(export.export)
-app.command("plugins")(inspect.plugins)
-app.add_typer(inspect.runs_app, name="runs")
-
-
-def main() -> None:
-    app()
+app.command("plugins")(plugins.plugins)
+app.add_typer(runs.runs_app, name="runs")

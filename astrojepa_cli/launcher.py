@@ -1,7 +1,8 @@
-"""The ``astrojepa`` console script: import the app, then run it.
+"""The ``astrojepa`` console script: import the app, build its commands, then run it.
 
-Importing torch, timm and sklearn takes seconds; a Ctrl-C during them ends the
-program with one line and exit 130 instead of a traceback from the imports.
+A Ctrl-C while the app starts (importing typer and rich, building the command tree) ends the
+program with one line and exit 130 instead of a traceback; once a command runs, the command
+wrapper reports it the same way (torch and the rest are imported inside the commands).
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ EXIT_INTERRUPTED = 130
 
 def main() -> None:
     try:
-        from astrojepa_cli.app import main as run_app
+        import typer
+
+        from astrojepa_cli.app import app
+
+        command = typer.main.get_command(app)
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         raise SystemExit(EXIT_INTERRUPTED) from None
-    run_app()
+    command()

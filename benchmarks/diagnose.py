@@ -20,7 +20,8 @@ weights (seed 0), on D4-averaged embeddings of every image of ``--data``, it mea
   from the run's ``state.safetensors``;
 * the learnable temperature's trajectory from the run's ``metrics.jsonl``.
 
-It writes one JSON file and one multi-panel figure.
+It writes one JSON file and one multi-panel figure. The parts live in :mod:`diagnosis`: the run
+to diagnose (``sources``), the measures (``measures``) and the figure (``figure``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,210 +43,18 @@ from astrojepa_cli.atomic import write_json  # noqa: E402
 from astrojepa_cli.data import store  # noqa: E402
 from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.evaluate.explore import diagnostics  # noqa: E402
-from astrojepa_cli.evaluate.features import Features, extract  # noqa: E402
+from astrojepa_cli.evaluate.features import extract  # noqa: E402
+from astrojepa_cli.evaluate.probes.frozen_protocol import DRAWS, score_features  # noqa: E402
 from astrojepa_cli.runs import run_stretch  # noqa: E402
-from astrojepa_cli.evaluate.probes.frozen_protocol import (  # noqa: E402
-    DRAWS, KNN_K, METRICS, SHOTS, score_features)
-from astrojepa_cli.evaluate.probes.knn import knn_probe  # noqa: E402
-from astrojepa_cli.evaluate.probes.label_efficiency import shots_curve  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
-from astrojepa_cli.train.checkpoint import STATE_TENSORS  # noqa: E402
-from astrojepa_cli.train.config import PretrainConfig  # noqa: E402
-from astrojepa_cli.train.loop import build_objective, create_plugin  # noqa: E402
-
-REMOVED = (0, 1, 5, 10)
-CORRELATED_COMPONENTS = 5
-PROBES = ("linear", "knn-20", "10-shot")
-PROPERTY_LABELS = {"flux": "flux above sky", "size": "apparent size", "background": "background level",
-                   "centring": "centring offset"}
-
-
-def resolve_run(ref: str, sweep: Path | None, root: Path | None, dataset: str) -> tuple[runs.Run, dict]:
-    """The run named by ``ref`` (a run id or folder, or with ``sweep`` the key of one of its finished rows),
-    and the frozen-protocol scores that sweep already recorded on ``dataset`` for it (``learned``) and
-    for its random-weights baseline (``random_weights``), where it has them."""
-    if sweep is None:
-        return runs.open_run(ref, root), {}
-    rows_path = sweep / "rows.jsonl"
-    lines = rows_path.read_text().splitlines() if rows_path.exists() else []
-    rows = [json.loads(line) for line in lines if line.strip()]
-    found = next((row for row in rows if row.get("kind") == "recipe" and row.get("key") == ref), None)
-    if found is None:
-        raise UserError(f"no finished row '{ref}' in {rows_path}")
-    recorded = {}
-    if found["dataset"] == dataset and found.get("tta") == "d4":
-        recorded["learned"] = found["scores"]
-        baseline = next((row for row in rows if row.get("key") == found["baselines"]["random_weights"]), None)
-        if baseline is not None:
-            recorded["random_weights"] = baseline["scores"]
-    return runs.open_run(found["run_id"], root), recorded
+from diagnosis.figure import plot  # noqa: E402
+from diagnosis.measures import CORRELATED_COMPONENTS, REMOVED, balanced, describe  # noqa: E402
+from diagnosis.sources import resolve_run, trained_head  # noqa: E402
+from registry.objective import build_encoder  # noqa: E402
 
 
 def progress(started: float, what: str) -> None:
     print(f"[{time.perf_counter() - started:7.1f} s] {what}", file=sys.stderr, flush=True)
-
-
-def trained_head(run: runs.Run, encoder: torch.nn.Module, channels: int, img_size: int) -> torch.nn.Module | None:
-    """The run's projector, rebuilt with its objective and loaded from ``state.safetensors`` (None if it has none)."""
-    config = PretrainConfig.from_json(run.manifest["config"])
-    objective = build_objective(config, channels, img_size)
-    if not hasattr(objective, "projector"):
-        return None
-    tensors = runs.load_tensors(run.dir / STATE_TENSORS)
-    prefix = "objective."
-    objective.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    with safe_open(str(run.dir / STATE_TENSORS), framework="pt") as handle:
-        state_step = (handle.metadata() or {}).get("step")
-    if encoder.saved_step is not None and state_step is not None and encoder.saved_step != int(state_step):
-        raise UserError(f"run {run.id}: encoder file at step {encoder.saved_step}, checkpoint at step {state_step}")
-    return objective.projector
-
-
-def removed_scores(features: Features, classes: list[str], removed: tuple[int, ...], draws: int,
-                   linear_removed: bool, recorded: dict | None = None) -> dict[str, dict]:
-    """The protocol's scores with the top ``k`` principal components projected out, for each ``k``.
-
-    At ``k = 0`` (the raw embedding) every probe, or the ``recorded`` scores of the same protocol
-    where a sweep has them; otherwise the 10-shot and kNN probes, and the all-label linear probe
-    (whose search for C costs most of the time) only with ``linear_removed``.
-    """
-    train = features.split == "train"
-    scored = {}
-    for k in removed:
-        if k == 0 and recorded is not None:
-            scored["0"] = recorded
-            continue
-        kept = Features(diagnostics.remove_top_components(features.embeddings, k, fit_rows=train), features.labels,
-                        features.ids, features.split, features.targets)
-        if k == 0 or linear_removed:
-            scored[str(k)] = score_features(kept, classes, draws=draws)
-            continue
-        few = shots_curve(kept, classes, [SHOTS], seeds=draws)["curve"][0]
-        knn = knn_probe(kept, classes, k=KNN_K)
-        scored[str(k)] = {f"knn-{KNN_K}": {m: knn[m] for m in METRICS},
-                          f"{SHOTS}-shot": {**{m: few[m] for m in METRICS},
-                                            **{f"{m}_std": few.get(f"{m}_std", 0.0) for m in METRICS},
-                                            "draws": draws}}
-    return scored
-
-
-def describe(features: Features, properties: dict[str, np.ndarray], classes: list[str],
-             removed: tuple[int, ...], draws: int, linear_removed: bool, recorded: dict | None = None) -> dict:
-    return {"spectrum": diagnostics.spectrum(features.embeddings),
-            "correlations": diagnostics.component_correlations(features.embeddings, properties,
-                                                               CORRELATED_COMPONENTS),
-            "scores_removed": removed_scores(features, classes, removed, draws, linear_removed, recorded)}
-
-
-def balanced(scores: dict, probe: str) -> tuple[float, float]:
-    cell = scores[probe]
-    return cell["balanced_accuracy"], cell.get("balanced_accuracy_std", 0.0)
-
-
-def plot(result: dict, figure: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dataset = result["dataset"]
-    learned, random_ = result["learned"], result["random_weights"]
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
-    fig.suptitle(f"Diagnosis of {result['run']['loss']} {result['run']['arch']} "
-                 f"({result['run']['steps']} steps, {result['run']['img_size']} px) on {dataset}", fontsize=13)
-
-    ax = axes[0, 0]
-    for name, block, colour in (("learned", learned, "C0"), ("random weights", random_, "C1")):
-        ratios = block["spectrum"]["explained_variance_ratio"]
-        ax.semilogy(np.arange(1, len(ratios) + 1), ratios, color=colour,
-                    label=f"{name} (RankMe {block['spectrum']['rankme']:.1f}, centred "
-                          f"{block['spectrum']['rankme_centred']:.1f}; top-5 share "
-                          f"{block['spectrum']['variance_share']['top5']:.2f})")
-    if "projector" in result:
-        ratios = result["projector"]["spectrum"]["explained_variance_ratio"]
-        ax.semilogy(np.arange(1, len(ratios) + 1), ratios, color="C2", linestyle="--",
-                    label=f"learned projector output (RankMe {result['projector']['spectrum']['rankme']:.1f}, "
-                          f"centred {result['projector']['spectrum']['rankme_centred']:.1f})")
-    ax.set_xlabel("principal component")
-    ax.set_ylabel("share of variance")
-    ax.set_title(f"Embedding spectrum, {dataset}")
-    ax.legend(fontsize=7.5, loc="upper right")
-
-    for ax, (name, block) in zip(axes[0, 1:], (("learned", learned), ("random weights", random_))):
-        corr = block["correlations"]
-        rho = np.array(corr["rho"])
-        image = ax.imshow(rho, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(corr["properties"])), [PROPERTY_LABELS.get(p, p) for p in corr["properties"]],
-                      rotation=20)
-        ax.set_yticks(range(len(corr["components"])), corr["components"])
-        for (i, j), value in np.ndenumerate(rho):
-            ax.text(j, i, f"{value:+.2f}", ha="center", va="center", fontsize=9,
-                    color="white" if abs(value) > 0.6 else "black")
-        ax.set_xlabel("image property")
-        ax.set_ylabel("principal component of the embedding")
-        ax.set_title(f"Spearman ρ, {name} features, {dataset}")
-        fig.colorbar(image, ax=ax, fraction=0.046, label="Spearman ρ")
-
-    ax = axes[1, 0]
-    removed = [int(k) for k in learned["scores_removed"]]
-    for name, block, colour in (("learned", learned, "C0"), ("random weights", random_, "C1")):
-        few = [balanced(block["scores_removed"][str(k)], "10-shot") for k in removed]
-        knn = [balanced(block["scores_removed"][str(k)], "knn-20")[0] for k in removed]
-        ax.errorbar(removed, [m for m, _ in few], yerr=[s for _, s in few], color=colour, marker="o", capsize=3,
-                    label=f"{name}: 10 labels per class")
-        ax.plot(removed, knn, color=colour, marker="s", linestyle=":", label=f"{name}: kNN, k = 20")
-        linear = [(k, balanced(block["scores_removed"][str(k)], "linear")[0]) for k in removed
-                  if "linear" in block["scores_removed"][str(k)]]
-        ax.plot(*zip(*linear), color=colour, marker="^", linestyle="--", label=f"{name}: linear")
-    ax.set_xticks(removed)
-    ax.set_xlabel("top principal components removed")
-    ax.set_ylabel("balanced accuracy (test split)")
-    ax.set_title(f"Probes without the top components, {dataset}")
-    low, high = ax.get_ylim()
-    ax.set_ylim(low, high + 0.45 * (high - low))  # room for the legend above the curves
-    ax.legend(fontsize=7, loc="upper center", ncol=2)
-
-    ax = axes[1, 1]
-    if "projector" in result:
-        rows = [("random weights, embedding", random_["scores_removed"]["0"], "C1"),
-                ("learned, encoder embedding", learned["scores_removed"]["0"], "C0"),
-                ("learned, projector output", result["projector"]["scores"], "C2")]
-        width = 0.27
-        for offset, (name, scores, colour) in zip((-width, 0.0, width), rows):
-            values = [balanced(scores, probe) for probe in PROBES]
-            bars = ax.bar(np.arange(len(PROBES)) + offset, [m for m, _ in values], width,
-                          yerr=[s for _, s in values], capsize=3, label=name, color=colour)
-            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-        ax.set_xticks(range(len(PROBES)), ["linear (all labels)", "kNN, k = 20", "10 labels per class"])
-        ax.set_ylabel("balanced accuracy (test split)")
-        ax.set_ylim(0, 1.2)
-        ax.set_title(f"Embedding against projector output, {dataset}")
-        ax.legend(fontsize=8, loc="upper center", ncol=2)
-    else:
-        ax.text(0.5, 0.5, "this objective has no projector", ha="center", va="center")
-        ax.set_axis_off()
-
-    ax = axes[1, 2]
-    trajectory = result["temperature"]
-    if trajectory["step"]:
-        first, last = trajectory["temperature"][0], trajectory["temperature"][-1]
-        ax.plot(trajectory["step"], trajectory["temperature"], marker="o")
-        # From zero, so a temperature that hardly moves looks flat.
-        ax.set_ylim(0, 2 * max(trajectory["temperature"]))
-        ax.annotate(f"{first:.4f} at step {trajectory['step'][0]} → {last:.4f} at step {trajectory['step'][-1]} "
-                    f"({100 * (last / first - 1):+.1f} %)", xy=(0.5, 0.9), xycoords="axes fraction", ha="center",
-                    fontsize=9)
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel("softmax temperature τ")
-        ax.set_title(f"Learnable temperature during pretraining on {result['run']['trained_on']}")
-    else:
-        ax.text(0.5, 0.5, "no learnable temperature logged", ha="center", va="center")
-        ax.set_axis_off()
-
-    fig.tight_layout()
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(figure, dpi=110)
-    plt.close(fig)
 
 
 def main() -> int:
@@ -301,9 +109,7 @@ def diagnose(args: argparse.Namespace) -> dict:
                                                                               stretch)
     progress(started, "embedding (D4) with random weights")
     torch.manual_seed(0)
-    random_encoder = create_plugin("encoder", config["arch"], img_size=img_size, patch_size=config.get("patch_size"),
-                                   in_chans=info.channels)
-    random_encoder.input_size = img_size
+    random_encoder = build_encoder(config["arch"], info.channels, img_size, config.get("patch_size"))
     random_features = extract(random_encoder, store_path, args.device, stretch=stretch, tta="d4")
     embedded_s = time.perf_counter() - started
 

@@ -20,7 +20,8 @@ import time
 import torch
 
 from astrojepa_cli.train.config import PretrainConfig
-from astrojepa_cli.train.loop import build_objective, build_optimizer, to_training_layout
+from astrojepa_cli.train.build import build_optimizer, to_training_layout
+from registry.objective import build_objective
 
 
 def step_seconds(objective, optimizer, images: torch.Tensor, step: int) -> float:

@@ -1,4 +1,5 @@
-"""Peak memory of importing a Galaxy10-DECaLS-sized file, against reading it whole, in the same run.
+"""Peak memory of importing a Galaxy10-DECaLS-sized file, against reading it whole, in the same run;
+and the start-up time of the command line (``--help`` of every command).
 
 A synthetic file in the Galaxy10 layout (``images`` N x 256 x 256 x 3 uint8,
 ``ans``; 17,736 images, 3.5 GB, by default) is written once, then imported by
@@ -7,12 +8,16 @@ process at each requested ``--size``. The peak resident set size of each child
 comes from ``os.wait4``. The baseline child does what a naive script does:
 ``np.asarray(h5py.File(...)["images"])``.
 
+The help times are the wall time of ``astrojepa --help`` and of ``astrojepa CMD --help`` for every
+command and subcommand, each in a fresh process (the best of ``--help-repeats``).
+
 Usage::
 
     python benchmarks/import_memory.py                       # full size, --size 64 and 256
     python benchmarks/import_memory.py --images 2000 --sizes 64
+    python benchmarks/import_memory.py --help-times-only
 
-Prints a markdown table on stdout.
+Prints markdown tables on stdout.
 """
 
 from __future__ import annotations
@@ -57,6 +62,38 @@ def run_child(command: list[str], env: dict) -> tuple[float, float, str]:
     return usage.ru_maxrss / 1024, seconds, tail[-1] if tail else ""
 
 
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command and subcommand of the app, the app itself first."""
+    import typer
+
+    from astrojepa_cli.app import app
+
+    def walk(command, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        return [path] + [p for name, sub in getattr(command, "commands", {}).items() for p in walk(sub, (*path, name))]
+
+    return walk(typer.main.get_command(app), ())
+
+
+def help_times(env: dict, repeats: int) -> list[tuple[str, float]]:
+    """(command line, best wall seconds of ``--help`` in a fresh process) for every command."""
+    rows = []
+    for path in command_paths():
+        command = [sys.executable, "-m", "astrojepa_cli", *path, "--help"]
+        rows.append((" ".join(("astrojepa", *path, "--help")), min(run_child(command, env)[1] for _ in range(repeats))))
+    return rows
+
+
+def print_help_times(env: dict, repeats: int) -> None:
+    rows = help_times(env, repeats)
+    print(f"Wall time of --help in a fresh process (best of {repeats}); `python benchmarks/import_memory.py "
+          f"--help-times-only --help-repeats {repeats}`.\n")
+    print("| command | wall (s) |")
+    print("|---|---:|")
+    for line, seconds in rows:
+        print(f"| `{line}` | {seconds:.2f} |")
+    print(f"\nslowest: {max(seconds for _, seconds in rows):.2f} s\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=17736)
@@ -64,18 +101,24 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,256", help="stored sizes (--size) to import at")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "astrojepa-import-memory")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic file and stores")
+    parser.add_argument("--help-times-only", action="store_true", help="measure only the --help start-up times")
+    parser.add_argument("--help-repeats", type=int, default=3, help="fresh processes per --help (the best counts)")
     args = parser.parse_args()
+
+    env = {**os.environ, "ASTROJEPA_HOME": str(args.workdir / "home"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    print_help_times(env, args.help_repeats)
+    if args.help_times_only:
+        return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     source = args.workdir / f"galaxy10_synthetic_{args.images}x{args.side}.h5"
     if not source.exists():
         write_synthetic(source, args.images, args.side)
     source_gib = source.stat().st_size / 2**30
-    env = {**os.environ, "ASTROJEPA_HOME": str(args.workdir / "home"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
 
     rows = []
     rss, seconds, _ = run_child([sys.executable, "-m", "astrojepa_cli", "fetch-data", "list"], env)
-    rows.append(("astrojepa fetch-data list (start-up floor: torch etc., no data)", "-", rss, seconds, "-"))
+    rows.append(("astrojepa fetch-data list (start-up floor, no data)", "-", rss, seconds, "-"))
     rss, seconds, _ = run_child([sys.executable, "-c", NAIVE, str(source)], env)
     rows.append(("naive: np.asarray(h5py images) (no torch)", "-", rss, seconds, "-"))
     for size in [int(s) for s in args.sizes.split(",")]:

@@ -32,7 +32,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from astrojepa_cli.data.loader import DeviceImages
-from astrojepa_cli.data.store import StoreWriter, load
+from astrojepa_cli.data.store import load
+from astrojepa_cli.data.store_writer import StoreWriter
 
 
 def write_store(path: Path, n: int, size: int) -> None:

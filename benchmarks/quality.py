@@ -37,8 +37,9 @@ from astrojepa_cli.evaluate.probes.frozen_protocol import DRAWS, SHOTS, pixel_fe
 from astrojepa_cli.evaluate.probes.label_efficiency import per_class_sample
 from astrojepa_cli.evaluate.probes.linear import classification_metrics
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
-from astrojepa_cli.train.loop import create_plugin, pretrain
+from astrojepa_cli.train.loop import pretrain
 from astrojepa_cli.train.method_options import options_for
+from registry.objective import build_encoder
 from astrojepa_cli.train.presets import resolve_config
 from registry.views import ViewSpec, centre_view, dihedral_views, random_views
 
@@ -46,7 +47,8 @@ from registry.views import ViewSpec, centre_view, dihedral_views, random_views
 def budgeted_pretrain(config: PretrainConfig, budget_s: float, root: Path | None) -> dict:
     """Pretrain for the steps that fit in ``budget_s`` (``pretrain --budget`` calibrates them)."""
     started = time.perf_counter()
-    result = pretrain(replace(config, budget=f"{budget_s:.0f}s"), root=root, progress=False)
+    # The benchmark pretrains on the train split alone: no test image is seen, even unlabelled.
+    result = pretrain(replace(config, budget=f"{budget_s:.0f}s", train_splits=("train",)), root=root, progress=False)
     manifest = runs.open_run(result.run_id, root).manifest
     return {"run_id": result.run_id, "steps": result.steps, "seconds": time.perf_counter() - started,
             "images_per_second": result.images_per_second, "final_loss": result.final_loss,
@@ -77,8 +79,7 @@ def supervised_from_scratch(config: PretrainConfig, store_path: Path, train_rows
     arrays = store.load(store_path, with_images=False)
     img_size = config.img_size or info.image_shape[0]
     torch.manual_seed(seed)
-    encoder = create_plugin("encoder", config.arch, img_size=img_size, patch_size=config.patch_size,
-                            in_chans=info.channels).to(device)
+    encoder = build_encoder(config.arch, info.channels, img_size, config.patch_size).to(device)
     head = torch.nn.Linear(encoder.embed_dim, len(info.classes)).to(device)
     parameters = list(encoder.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.05)
@@ -170,9 +171,7 @@ def main() -> None:
     results["baselines"]["pixels_pca128"] = frozen_scores(pixel_features(store_path, img_size, args.tta,
                                                                          stretch=base.stretch), classes)
     torch.manual_seed(0)
-    random_encoder = create_plugin("encoder", base.arch, img_size=img_size, patch_size=base.patch_size,
-                                   in_chans=store.read_info(store_path).channels)
-    random_encoder.input_size = img_size
+    random_encoder = build_encoder(base.arch, store.read_info(store_path).channels, img_size, base.patch_size)
     results["baselines"]["random_init"] = frozen_scores(
         extract(random_encoder, store_path, device, stretch=base.stretch, tta=args.tta), classes)
     arrays = store.load(store_path, with_images=False)

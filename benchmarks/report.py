@@ -20,7 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sweep import RANKABLE, Results, read_sweep, summary  # noqa: E402
+from sweeping.ranking import summary  # noqa: E402
+from sweeping.recipes import RANKABLE, read_sweep  # noqa: E402
+from sweeping.results import Results  # noqa: E402
 
 RESULTS_MD = ROOT / "docs" / "results.md"
 # (title, sweep file, results folder), in the order they appear.

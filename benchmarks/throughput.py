@@ -42,9 +42,11 @@ from torchvision.transforms import v2
 
 from astrojepa_cli import paths, runs
 from astrojepa_cli.data import store
+from astrojepa_cli.train.build import autocast_for, to_training_layout
 from astrojepa_cli.train.config import PretrainConfig
-from astrojepa_cli.train.loop import autocast_for, build_objective, pretrain, to_training_layout
+from astrojepa_cli.train.loop import pretrain
 from astrojepa_cli.train.method_options import options_for
+from registry.objective import build_objective
 from registry.losses import lejepa_prediction_loss
 
 # Dense bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s, matched against

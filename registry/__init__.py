@@ -34,12 +34,18 @@ ENTRY_POINT_GROUP = "astrojepa.plugins"
 _BUILTIN_MODULES = ("registry.encoders", "registry.losses", "registry.maskers")
 
 
-class UnknownPluginError(LookupError):
+class PluginError(ValueError):
+    """A plugin cannot work with the given settings or data (bad input, reported as one line).
+
+    Every error the registry and its built-in plugins raise is one of these."""
+
+
+class UnknownPluginError(PluginError, LookupError):
     """An unknown plugin kind or name; the message lists the valid names."""
 
 
-class PluginError(ValueError):
-    """A plugin cannot work with the given settings or data (bad input, reported as one line)."""
+class UnknownOptionError(PluginError, TypeError):
+    """An option the plugin's factory does not take; the message lists the ones it does."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,11 @@ class Plugin:
         """Keyword arguments of the factory with their default values."""
         params = inspect.signature(self.factory).parameters.values()
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+    def takes(self, option: str) -> bool:
+        """Whether the factory takes keyword ``option`` (any keyword, if it takes ``**options``)."""
+        params = inspect.signature(self.factory).parameters
+        return option in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 _plugins: dict[str, dict[str, Plugin]] = {kind: {} for kind in KINDS}
@@ -103,9 +114,19 @@ def get(kind: str, name: str) -> Plugin:
         ) from None
 
 
-def create(kind: str, name: str, **kwargs: Any) -> Any:
-    """Build plugin ``name`` of ``kind`` with keyword overrides of its defaults."""
-    return get(kind, name).factory(**kwargs)
+def create(kind: str, name: str, **options: Any) -> Any:
+    """Build plugin ``name`` of ``kind`` with keyword overrides of its defaults.
+
+    An option the factory does not take is an :class:`UnknownOptionError`, never dropped.
+    """
+    plugin = get(kind, name)
+    unknown = sorted(option for option in options if not plugin.takes(option))
+    if unknown:
+        params = inspect.signature(plugin.factory).parameters.values()
+        accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        raise UnknownOptionError(f"{kind} '{name}' has no option {', '.join(unknown)}; "
+                                 f"it takes {', '.join(accepted) or 'no options'}")
+    return plugin.factory(**options)
 
 
 def describe(kind: str) -> dict[str, str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from registry import PluginError
+
 
 def ema_momentum(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
     r"""Linear momentum schedule :math:`m_t = m_0 + (m_1 - m_0)\,t / T`, for step ``t`` of ``T``."""
@@ -27,5 +29,5 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     target_params = list(target.parameters())
     online_params = [p.detach() for p in online.parameters()]
     if len(target_params) != len(online_params):
-        raise ValueError("EMA target and online networks differ in their parameters")
+        raise PluginError("EMA target and online networks differ in their parameters")
     torch._foreach_lerp_(target_params, online_params, 1.0 - momentum)

@@ -8,7 +8,7 @@ The timm architecture name and its keyword arguments travel with the weights
 (see :attr:`Encoder.timm_spec`), so ``timm.create_model(**spec)`` can rebuild the
 network. ``resnet15_gn`` and the small-input ResNet-18s are registered with timm by
 :mod:`registry.resnet15` and :mod:`registry.small_resnet`, which this module
-imports; every other architecture is stock timm.
+imports (importing it is what makes them buildable); every other architecture is stock timm.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import timm
 import torch
 from torch import nn
 
-from registry import PluginError, register
-from registry import resnet15 as _resnet15  # noqa: F401  (registers timm model "resnet15_gn")
-from registry import small_resnet as _small_resnet  # noqa: F401  (registers "resnet18_small_w16", ...)
+from registry import PluginError, register, resnet15, small_resnet
 
 
 class Encoder(nn.Module):
@@ -60,44 +58,30 @@ class Encoder(nn.Module):
         return vit.norm(tokens)
 
 
-def _vit(timm_name: str, img_size: int, patch_size: int, in_chans: int, drop_path_rate: float, depth: int | None) -> Encoder:
-    overrides = {} if depth is None else {"depth": depth}
-    return Encoder(
-        timm_name,
-        **overrides,
-        img_size=img_size,
-        patch_size=patch_size,
-        in_chans=in_chans,
-        class_token=False,
-        global_pool="avg",
-        fc_norm=False,
-        dynamic_img_size=True,
-        drop_path_rate=drop_path_rate,
-    )
+# name: (timm architecture, one-line description); each is registered by :func:`_vit_plugin`.
+VITS = {
+    "vit-t": ("vit_tiny_patch16_224", "ViT-Tiny (192-d, 12 blocks, 3 heads)"),
+    "vit-s": ("vit_small_patch16_224", "ViT-Small (384-d, 12 blocks, 6 heads)"),
+    "vit-b": ("vit_base_patch16_224", "ViT-Base (768-d, 12 blocks, 12 heads)"),
+}
 
 
-@register("encoder", "vit-t")
-def vit_tiny(
-    img_size: int = 64, patch_size: int = 8, in_chans: int = 3, drop_path_rate: float = 0.0, depth: int | None = None
-) -> Encoder:
-    """ViT-Tiny (192-d, 12 blocks, 3 heads), mean-pooled; any image size and channel count."""
-    return _vit("vit_tiny_patch16_224", img_size, patch_size, in_chans, drop_path_rate, depth)
+def _vit_plugin(timm_name: str, summary: str):
+    """The factory of a mean-pooled ViT without class token, at any image size and channel count."""
+
+    def factory(img_size: int = 64, patch_size: int = 8, in_chans: int = 3, drop_path_rate: float = 0.0,
+                depth: int | None = None) -> Encoder:
+        overrides = {} if depth is None else {"depth": depth}
+        return Encoder(timm_name, **overrides, img_size=img_size, patch_size=patch_size, in_chans=in_chans,
+                       class_token=False, global_pool="avg", fc_norm=False, dynamic_img_size=True,
+                       drop_path_rate=drop_path_rate)
+
+    factory.__doc__ = f"{summary}, mean-pooled; any image size and channel count."
+    return factory
 
 
-@register("encoder", "vit-s")
-def vit_small(
-    img_size: int = 64, patch_size: int = 8, in_chans: int = 3, drop_path_rate: float = 0.0, depth: int | None = None
-) -> Encoder:
-    """ViT-Small (384-d, 12 blocks, 6 heads), mean-pooled; any image size and channel count."""
-    return _vit("vit_small_patch16_224", img_size, patch_size, in_chans, drop_path_rate, depth)
-
-
-@register("encoder", "vit-b")
-def vit_base(
-    img_size: int = 64, patch_size: int = 8, in_chans: int = 3, drop_path_rate: float = 0.0, depth: int | None = None
-) -> Encoder:
-    """ViT-Base (768-d, 12 blocks, 12 heads), mean-pooled; any image size and channel count."""
-    return _vit("vit_base_patch16_224", img_size, patch_size, in_chans, drop_path_rate, depth)
+for _name, (_timm_name, _summary) in VITS.items():
+    register("encoder", _name)(_vit_plugin(_timm_name, _summary))
 
 
 @register("encoder", "resnet18")
@@ -121,7 +105,7 @@ def resnet50(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
 @register("encoder", "resnet15-gn")
 def resnet15_gn(in_chans: int = 3, drop_rate: float = 0.2, num_groups: int = 32) -> Encoder:
     """ResNet-15 of the jet-image seed: GroupNorm, dropout, widening 64 to 512; 512-d embedding."""
-    return Encoder("resnet15_gn", in_chans=in_chans, drop_rate=drop_rate, num_groups=num_groups)
+    return Encoder(resnet15.resnet15_gn.__name__, in_chans=in_chans, drop_rate=drop_rate, num_groups=num_groups)
 
 
 @register("encoder", "convnextv2-nano")
@@ -132,17 +116,20 @@ def convnextv2_nano(img_size: int = 64, in_chans: int = 3, drop_path_rate: float
     return Encoder("convnextv2_nano", in_chans=in_chans, drop_path_rate=drop_path_rate)
 
 
-def _small_resnet18(width: int):
+def _small_resnet18(width: int, timm_model):
     def factory(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
-        return Encoder(f"resnet18_small_w{width}", in_chans=in_chans, drop_path_rate=drop_path_rate)
+        return Encoder(timm_model.__name__, in_chans=in_chans, drop_path_rate=drop_path_rate)
 
     factory.__doc__ = (f"ResNet-18 for small cutouts: 3×3 stride-1 stem, no max-pool, widths {width}–{8 * width} "
                        f"({8 * width}-d embedding).")
     return factory
 
 
-for _width in (16, 32, 64):
-    register("encoder", f"resnet18-w{_width}")(_small_resnet18(_width))
+# Widths of the small-input ResNet-18s and the timm models (registered by registry.small_resnet) they build.
+SMALL_RESNET18 = {16: small_resnet.resnet18_small_w16, 32: small_resnet.resnet18_small_w32,
+                  64: small_resnet.resnet18_small_w64}
+for _width, _timm_model in SMALL_RESNET18.items():
+    register("encoder", f"resnet18-w{_width}")(_small_resnet18(_width, _timm_model))
 
 
 @register("encoder", "convnext-atto")

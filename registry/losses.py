@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from registry import register
+from registry import PluginError, register
 from registry.ijepa import IJEPA, default_predictor
 from registry.maskers import MultiBlockMasker
 from registry.objective import Objective
@@ -67,9 +67,9 @@ class LeJEPA(Objective):
     ) -> None:
         super().__init__()
         if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lam must lie in [0, 1], got {lam}")
+            raise PluginError(f"lam must lie in [0, 1], got {lam}")
         if global_views < 1:
-            raise ValueError("LeJEPA needs at least one global view")
+            raise PluginError("LeJEPA needs at least one global view")
         self.encoder = encoder
         self.lam = lam
         self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim, proj_depth)
@@ -150,6 +150,11 @@ def ijepa_sigreg(
     return IJEPA(encoder, masker or MultiBlockMasker(), predictor, pred_loss, ema, ema_end, lam, num_slices, img_size)
 
 
+def _two_views(global_size: int, global_scale: tuple[float, float], augment: Augment | None) -> ViewSpec:
+    """The two augmented views per image of SimCLR and VICReg."""
+    return ViewSpec(2, global_size, tuple(global_scale), augment=augment or Augment())
+
+
 @register("loss", "simclr")
 def simclr(
     encoder: nn.Module,
@@ -162,8 +167,7 @@ def simclr(
     augment: Augment | None = None,
 ) -> SimCLR:
     """SimCLR (Chen et al. 2020): NT-Xent over 2N views, 128-d projection; temperature learnt from 0.07, or fixed."""
-    views = ViewSpec(2, global_size, tuple(global_scale), augment=augment or Augment())
-    return SimCLR(encoder, views, proj_hidden, proj_dim, LEARNT_TEMPERATURE_START if temperature is None else temperature,
+    return SimCLR(encoder, _two_views(global_size, global_scale, augment), proj_hidden, proj_dim, LEARNT_TEMPERATURE_START if temperature is None else temperature,
                   learn_temperature=temperature is None, proj_depth=proj_depth)
 
 
@@ -179,5 +183,4 @@ def vicreg(
     augment: Augment | None = None,
 ) -> VICReg:
     """VICReg (Bardes et al. 2022): invariance + variance + covariance terms, weights 25/25/1 (baseline)."""
-    views = ViewSpec(2, global_size, tuple(global_scale), augment=augment or Augment())
-    return VICReg(encoder, views, proj_hidden, proj_dim, tuple(weights), proj_depth=proj_depth)
+    return VICReg(encoder, _two_views(global_size, global_scale, augment), proj_hidden, proj_dim, tuple(weights), proj_depth=proj_depth)

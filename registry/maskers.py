@@ -134,7 +134,7 @@ class MultiBlockMasker:
         context_tries: int = 20,
     ) -> None:
         if num_targets < 1 or min_keep < 1 or context_tries < 1:
-            raise ValueError("num_targets, min_keep and context_tries must be positive")
+            raise PluginError("num_targets, min_keep and context_tries must be positive")
         self.num_targets = num_targets
         self.target_scale, self.target_aspect = tuple(target_scale), tuple(target_aspect)
         self.context_scale, self.context_aspect = tuple(context_scale), tuple(context_aspect)
@@ -194,7 +194,7 @@ class BrightnessMasker:
         min_keep: int = 10,
     ) -> None:
         if not (0 < signal_fraction <= 1 and 0 < context_fraction <= 1 and 0 < target_ratio < 1):
-            raise ValueError("signal_fraction and context_fraction must lie in (0, 1], target_ratio in (0, 1)")
+            raise PluginError("signal_fraction and context_fraction must lie in (0, 1], target_ratio in (0, 1)")
         self.signal_fraction = signal_fraction
         self.context_fraction = context_fraction
         self.target_ratio = target_ratio
@@ -233,7 +233,7 @@ class RandomMasker:
 
     def __init__(self, target_ratio: float = 0.5) -> None:
         if not 0 < target_ratio < 1:
-            raise ValueError(f"target_ratio must lie in (0, 1), got {target_ratio}")
+            raise PluginError(f"target_ratio must lie in (0, 1), got {target_ratio}")
         self.target_ratio = target_ratio
 
     def __call__(self, images: torch.Tensor, patch_size: int, generator: torch.Generator,

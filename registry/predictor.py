@@ -16,6 +16,8 @@ from timm.layers import build_sincos2d_pos_embed, trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from registry import PluginError
+
 
 class MaskedPredictor(nn.Module):
     """(context tokens, context indices, target indices) -> predicted target features."""
@@ -23,7 +25,7 @@ class MaskedPredictor(nn.Module):
     def __init__(self, embed_dim: int, predictor_dim: int, depth: int, num_heads: int) -> None:
         super().__init__()
         if predictor_dim % 4 or predictor_dim % num_heads:
-            raise ValueError(f"predictor_dim {predictor_dim} must be divisible by 4 and by num_heads {num_heads}")
+            raise PluginError(f"predictor_dim {predictor_dim} must be divisible by 4 and by num_heads {num_heads}")
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
         self.blocks = nn.Sequential(*[

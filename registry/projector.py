@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from registry import PluginError
 from registry.batchnorm import GlobalBatchNorm1d
 
 
@@ -15,7 +16,7 @@ def mlp_projector(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 3) ->
     SimCLR's global BN), so the loss does not depend on how the batch is split.
     """
     if depth < 1:
-        raise ValueError(f"a projector needs at least one layer, got depth {depth}")
+        raise PluginError(f"a projector needs at least one layer, got depth {depth}")
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(depth - 1):

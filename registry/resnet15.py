@@ -20,6 +20,8 @@ from timm.layers import GroupNorm
 from timm.models import register_model
 from timm.models.resnet import BasicBlock, ResNet
 
+from registry import PluginError
+
 STAGE_BLOCKS = (2, 2, 2, 1)
 STAGE_WIDTHS = (64, 128, 256, 512)
 
@@ -28,7 +30,7 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 def resnet15_gn(pretrained: bool = False, num_groups: int = 32, drop_rate: float = 0.2, **kwargs: Any) -> ResNet:
     """ResNet-15 (stages of 2, 2, 2, 1 basic blocks, widths 64–512) with GroupNorm and dropout."""
     if pretrained:
-        raise ValueError("resnet15_gn has no pretrained weights")
+        raise PluginError("resnet15_gn has no pretrained weights")
     for timm_only in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
         kwargs.pop(timm_only, None)
     return ResNet(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from registry import PluginError
 from registry.collectives import world_mean, world_size
 
 
@@ -33,7 +34,7 @@ class EppsPulley(nn.Module):
     def __init__(self, knots: int = 17, t_max: float = 3.0) -> None:
         super().__init__()
         if knots < 2 or t_max <= 0:
-            raise ValueError("EppsPulley needs knots >= 2 and t_max > 0")
+            raise PluginError("EppsPulley needs knots >= 2 and t_max > 0")
         t = torch.linspace(0.0, t_max, knots)
         step = t_max / (knots - 1)
         trapezoid = torch.full((knots,), step)
@@ -83,7 +84,7 @@ class SIGReg(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, step: int = 0, directions: torch.Tensor | None = None) -> torch.Tensor:
         if embeddings.ndim != 2:
-            raise ValueError(f"SIGReg expects (N, D) embeddings, got shape {tuple(embeddings.shape)}")
+            raise PluginError(f"SIGReg expects (N, D) embeddings, got shape {tuple(embeddings.shape)}")
         if directions is None:
             directions = random_directions(embeddings.shape[1], self.num_slices, step, embeddings.device)
         return self.univariate(embeddings.float() @ directions.float()).mean()

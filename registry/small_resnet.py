@@ -20,6 +20,8 @@ from torch import nn
 from timm.models import register_model
 from timm.models.resnet import BasicBlock, ResNet
 
+from registry import PluginError
+
 STAGE_BLOCKS = (2, 2, 2, 2)
 
 
@@ -37,7 +39,7 @@ def small_input_resnet18(width: int, in_chans: int = 3, **kwargs: Any) -> ResNet
 
 def _no_pretrained(pretrained: bool, name: str) -> None:
     if pretrained:
-        raise ValueError(f"{name} has no pretrained weights")
+        raise PluginError(f"{name} has no pretrained weights")
 
 
 @register_model

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from registry import PluginError
 from registry.ntxent import nt_xent
 from registry.objective import Objective
 from registry.projector import mlp_projector
@@ -27,7 +28,7 @@ class TwoViewObjective(Objective):
                  proj_depth: int = 3) -> None:
         super().__init__()
         if views.count != 2:
-            raise ValueError(f"a two-view objective needs 2 views per image, not {views.count}")
+            raise PluginError(f"a two-view objective needs 2 views per image, not {views.count}")
         self.encoder = encoder
         self.projector = mlp_projector(encoder.embed_dim, proj_hidden, proj_dim, proj_depth)
         self.views = views

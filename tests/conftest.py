@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from astrojepa_cli.app import app
-from astrojepa_cli.data.store import StoreWriter
+from astrojepa_cli.data.store_writer import StoreWriter
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-sdss"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from astrojepa_cli.data.store import StoreWriter
+from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.evaluate.explore.anomalies import SCORERS, score
 from tests.conftest import TINY_PRETRAIN, Cli
 

@@ -14,6 +14,7 @@ import torch
 
 from astrojepa_cli.data import loader
 from astrojepa_cli.data.store import load, read_info, verify
+from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.errors import UserError
 from tests.conftest import write_blob_store
 from tests.fileserver import FileServer
@@ -44,6 +45,23 @@ def test_galaxy10_decals_download_keeps_pixels_labels_and_redshift(cli, home, tm
     np.testing.assert_array_equal(arrays.labels, source["ans"])
     np.testing.assert_allclose(arrays.targets["redshift"], source["redshift"])
     assert info.provenance["split"].startswith("stratified") and info.provenance["citation"].startswith("Leung")
+
+
+def test_a_store_without_a_split_gets_a_seeded_stratified_one(tmp_path):
+    labels = np.repeat(np.arange(4), 50)
+
+    def split_of(name: str, seed: int) -> np.ndarray:
+        with StoreWriter(tmp_path / name, name=name, image_shape=(2, 2, 1), dtype=np.uint8, class_names=list("abcd"),
+                         provenance={}) as writer:
+            writer.append(np.zeros((200, 2, 2, 1), np.uint8), labels, [f"i{i}" for i in range(200)])
+            assert writer.finish(seed).splits == {"test": 20, "train": 160, "valid": 20}
+        return load(tmp_path / name, with_images=False).split
+
+    split = split_of("a.h5", 0)
+    for part in ("valid", "test"):
+        assert np.bincount(labels[split == part]).tolist() == [5, 5, 5, 5], "class proportions kept"
+    np.testing.assert_array_equal(split_of("b.h5", 0), split)
+    assert (split_of("c.h5", 1) != split).any()
 
 
 def test_galaxy10_sdss_from_a_local_file_is_resized_and_flagged(cli, home, tmp_path):

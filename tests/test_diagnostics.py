@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from astrojepa_cli.data.store import StoreWriter
+from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.evaluate.explore import diagnostics
-from astrojepa_cli.train.loop import create_plugin
+from registry.objective import build_encoder
 from tests.conftest import TINY_PRETRAIN
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_a_component_built_from_flux_correlates_with_flux_and_goes_when_removed(
 
 def test_embedding_and_head_features_come_from_one_pass(blob_store, home):
     torch.manual_seed(0)
-    encoder = create_plugin("encoder", "resnet18-w16", img_size=16, in_chans=1)
+    encoder = build_encoder("resnet18-w16", 1, 16, patch_size=8)
     encoder.input_size = 16
     head = torch.nn.Linear(encoder.embed_dim, 6)
     embedded, projected = diagnostics.embedding_and_head_features(encoder, head, home / "data" / "blobs.h5")

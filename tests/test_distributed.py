@@ -28,7 +28,7 @@ def _losses(run_dir: Path) -> list[dict]:
 @pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
                     reason="torchrun not installed")
 def test_two_gloo_processes_match_one_process(cli, blob_store, home):
-    train = ("--data", "blobs", "--epochs", "1", "--max-steps", "4", "--device", "cpu", *TINY_PRETRAIN)
+    train = ("--data", "blobs", "--train-splits", "train", "--epochs", "1", "--max-steps", "4", "--device", "cpu", *TINY_PRETRAIN)
     single = cli.json("pretrain", *train)
     env = {**os.environ, "ASTROJEPA_HOME": str(home), "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",

@@ -17,9 +17,9 @@ WIDTHS = {"vit-t": 192, "vit-s": 384, "vit-b": 768, "resnet18": 512, "resnet34":
 
 
 def _encoder(name: str, in_chans: int, img_size: int = 32):
-    from astrojepa_cli.train.loop import create_plugin
+    from registry.objective import build_encoder
 
-    return create_plugin("encoder", name, img_size=img_size, patch_size=8, in_chans=in_chans)
+    return build_encoder(name, in_chans, img_size, patch_size=8)
 
 
 @pytest.mark.parametrize("name", ENCODERS)

@@ -13,7 +13,7 @@ from astrojepa_cli.evaluate.figures.training import loss_curves, present_monitor
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 
 FAST = ("--epochs", "1", "--max-steps", "2", *TINY_PRETRAIN, "--local-views", "0")
-ONE_EPOCH = (*FAST, "--batch-size", "32")  # 64 train images: two steps make an epoch, so monitors are logged
+ONE_EPOCH = (*FAST, "--batch-size", "32", "--train-splits", "train")  # 64 train images: two steps make an epoch, so monitors are logged
 PNG, PDF = b"\x89PNG", b"%PDF"
 
 

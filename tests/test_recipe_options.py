@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -131,6 +132,17 @@ def test_augmentation_options_reach_the_run_and_bad_values_are_refused(cli, blob
                   ("--temperature", "0"), ("--proj-depth", "0"), ("--budget", "soon")):
         bad = cli("pretrain", "--data", "blobs", *TINY_SIMCLR, *flags, expect=2)
         assert bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_a_short_budget_times_fewer_calibration_steps(monkeypatch):
+    from astrojepa_cli.train import budget
+
+    monkeypatch.setenv(budget.CLOCK_VARIABLE, "wall")
+    steps_taken = []
+    plan = budget.plan_steps(1.0, 10, lambda step: (steps_taken.append(step), time.sleep(0.1)), lambda: None)
+    # Two warm-up steps already spend the 0.2 s calibration share of a 1 s budget: one step is timed.
+    assert plan.calibration_steps == budget.WARMUP_STEPS + 1 == len(steps_taken)
+    assert plan.steps >= 1 and plan.seconds_per_step >= 0.1
 
 
 def test_budget_sets_the_steps_and_records_the_calibration(cli, blob_store, home):

@@ -75,7 +75,7 @@ def test_bad_recipe_options_are_one_line_errors(cli, blob_store, args, message):
 
 def test_kept_encoders_give_a_loss_accuracy_spearman_across_checkpoints(cli, blob_store, home):
     result = cli.json("pretrain", "--data", "blobs", *TINY, "--epochs", "2", "--save-every", "2",
-                      "--keep-encoders")
+                      "--keep-encoders", "--train-splits", "train")
     run = runs.open_run(result["run_id"])
     snapshots = run.manifest["snapshots"]
     assert [s["step"] for s in snapshots] == [2, 4, 6, 8]

@@ -10,7 +10,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from astrojepa_cli.data import store
-from astrojepa_cli.data.store import StoreWriter
+from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.evaluate.explore.similarity import nearest
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 

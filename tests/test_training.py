@@ -17,8 +17,9 @@ import torch
 import registry
 from astrojepa_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from astrojepa_cli.train.config import PretrainConfig
-from astrojepa_cli.train.loop import build_objective, build_optimizer, to_training_layout
+from astrojepa_cli.train.build import build_optimizer, to_training_layout
 from registry.losses import lejepa
+from registry.objective import build_objective
 from tests.conftest import TINY_PRETRAIN
 
 STEPS = 24
@@ -120,7 +121,7 @@ def test_config_file_with_flag_override_and_observability(cli, blob_store, home,
     config = tmp_path / "config.toml"
     config.write_text('epochs = 2\nlam = 0.3\nbatch_size = 8\n')
     result = cli.json("pretrain", "--data", "blobs", "--config", str(config), "--batch-size", "16",
-                      *TINY_PRETRAIN)
+                      "--train-splits", "train", *TINY_PRETRAIN)
     manifest = cli.json("runs", "show", result["run_id"])
     assert manifest["config"]["lam"] == 0.3 and manifest["config"]["epochs"] == 2
     assert manifest["config"]["batch_size"] == 16

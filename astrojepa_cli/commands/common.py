@@ -31,6 +31,11 @@ RootOption = Annotated[
                  show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object with the result on stdout.")]
+RunArgument = Annotated[str, typer.Argument(help="Run id, run name, run folder, or 'latest'.")]
+DataOption = Annotated[Optional[str], typer.Option("--data", help="Store name (default: the run's training data).")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+TtaOption = Annotated[str, typer.Option(
+    "--tta", help="none, or d4: average the embeddings of the 8 rotations/flips of each image.")]
 
 
 class Settings:

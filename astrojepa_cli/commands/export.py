@@ -7,18 +7,16 @@ from typing import Annotated
 
 import typer
 
-from astrojepa_cli import runs
-from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
+from astrojepa_cli.commands.common import JsonOption, RootOption, RunArgument, cli_command, report
 from astrojepa_cli.console import stderr
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.runs.timm_export import export_timm
 
 FORMATS = ("timm",)
 
 
 @cli_command
 def export(
-    run_ref: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")],
+    run_ref: RunArgument,
     out: Annotated[Path, typer.Option(help="Folder to write model.safetensors and config.json into.")],
     fmt: Annotated[str, typer.Option("--format", help="Export format: timm.")] = "timm",
     root: RootOption = None,
@@ -35,6 +33,9 @@ def export(
 
     Example: astrojepa export latest --format timm --out my-encoder
     """
+    from astrojepa_cli import runs
+    from astrojepa_cli.runs.timm_export import export_timm
+
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)} (got {fmt})")
     result = export_timm(runs.open_run(run_ref, root), out)

@@ -1,44 +1,37 @@
-"""``astrojepa fetch-data``: import a source into the canonical store; ``verify`` and ``list`` stores."""
+"""``astrojepa fetch-data``: import a source into the canonical store (``fetch-data SOURCE``, short for
+``fetch-data import SOURCE``); ``fetch-data list`` and ``fetch-data verify NAME`` for the stores."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from astrojepa_cli import paths
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
+from astrojepa_cli.commands.default_command import group_with_default
 from astrojepa_cli.console import stderr
-from astrojepa_cli.data import store
-from astrojepa_cli.data.sources import ImportOptions, SourceArgs, default_store_name, source_for, source_names
+from astrojepa_cli.data.sources import source_names
 from astrojepa_cli.errors import UserError
 
+if TYPE_CHECKING:
+    from astrojepa_cli.data.store import StoreInfo
 
-def summary(info: store.StoreInfo) -> dict:
+fetch_app = typer.Typer(
+    cls=group_with_default("import"), no_args_is_help=True,
+    help="Import a dataset into one verified HDF5 store, list the stores, or verify one. "
+         "'fetch-data SOURCE' is short for 'fetch-data import SOURCE'.\n\n"
+         "Examples:\n\n  astrojepa fetch-data first-radio\n\n  astrojepa fetch-data list\n\n"
+         "  astrojepa fetch-data verify gz1 --json",
+)
+
+
+def summary(info: StoreInfo) -> dict:
     return {"name": info.name, "store": info.path, "n_images": info.n_images, "image_shape": info.image_shape,
             "dtype": info.dtype, "classes": info.classes, "splits": info.splits, "targets": info.targets,
             "sha256": info.sha256}
-
-
-def _list_stores(root: Path | None, as_json: bool) -> None:
-    infos = []
-    for path in sorted(paths.data_dir(root).glob("*.h5")):
-        try:
-            infos.append((store.read_info(path), path.stat().st_size))
-        except UserError as exc:
-            stderr.print(f"[yellow]warning:[/] {exc}")
-
-    def human() -> None:
-        table = Table("name", "images", "shape", "classes", "splits", "size")
-        for info, size in infos:
-            table.add_row(info.name, str(info.n_images), "x".join(map(str, info.image_shape)), str(len(info.classes)),
-                          " ".join(f"{k}:{v}" for k, v in info.splits.items()), f"{size / 2**20:.1f} MiB")
-        stderr.print(table)
-
-    report({"stores": [{**summary(info), "bytes": size} for info, size in infos]}, as_json, human)
 
 
 def _channel_list(text: str | None) -> tuple[int, ...] | None:
@@ -50,11 +43,11 @@ def _channel_list(text: str | None) -> tuple[int, ...] | None:
         raise UserError(f"--channels takes comma-separated channel indices such as 0,2; got '{text}'") from None
 
 
+@fetch_app.command("import")
 @cli_command
-def fetch_data(
-    source: Annotated[str, typer.Argument(help=f"One of: {', '.join(source_names())}; or 'verify NAME' / 'list'.")],
-    target: Annotated[Optional[str], typer.Argument(help="Folder for 'folder'; file for 'jets', 'npz', 'h5'; "
-                                                         "store name for 'verify'.")] = None,
+def import_source(
+    source: Annotated[str, typer.Argument(help=f"One of: {', '.join(source_names())}.")],
+    target: Annotated[Optional[str], typer.Argument(help="Folder for 'folder'; file for 'jets', 'npz', 'h5'.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Name of the store (default: the source name).")] = None,
     size: Annotated[int, typer.Option(help="Stored image size in pixels (square).")] = 64,
     crop: Annotated[float, typer.Option(help="Centre crop: fraction of the shorter side kept before resizing.")] = 1.0,
@@ -75,7 +68,7 @@ def fetch_data(
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Import a dataset into one verified HDF5 store.
+    """Import a dataset into one verified HDF5 store ('import' may be left out).
 
     Examples:
 
@@ -88,18 +81,10 @@ def fetch_data(
       astrojepa fetch-data jets quark-gluon.h5 --size 125 --float16
 
       astrojepa fetch-data hf:user/galaxies --split train --image-column image
-
-      astrojepa fetch-data verify gz1 --json
-
-      astrojepa fetch-data list
     """
-    if source == "list":
-        return _list_stores(root, json_output)
-    if source == "verify":
-        if not target:
-            raise UserError("usage: astrojepa fetch-data verify NAME")
-        info = store.verify(paths.existing_store(target, root))
-        return report({**summary(info), "verified": True}, json_output)
+    from astrojepa_cli import paths
+    from astrojepa_cli.data.sources import ImportOptions, SourceArgs, default_store_name, source_for
+
     importer = source_for(source)
     if size < 8:
         raise UserError(f"--size must be at least 8 pixels, got {size}")
@@ -115,3 +100,44 @@ def fetch_data(
     report(summary(info), json_output,
            lambda: stderr.print(f"stored [bold]{info.n_images}[/] images {info.image_shape} in {info.path} "
                                 f"(splits {info.splits}, classes {info.classes})", highlight=False))
+
+
+@fetch_app.command("list")
+@cli_command
+def list_stores(root: RootOption = None, json_output: JsonOption = False) -> None:
+    """List the stores under ROOT/data with their images, shape, classes, splits and size on disk.
+
+    Example: astrojepa fetch-data list --json | jq -r '.stores[].name'
+    """
+    from astrojepa_cli.data import store
+
+    infos = store.list_stores(root)
+
+    def human() -> None:
+        table = Table("name", "images", "shape", "classes", "splits", "size")
+        for info, size in infos:
+            table.add_row(info.name, str(info.n_images), "x".join(map(str, info.image_shape)), str(len(info.classes)),
+                          " ".join(f"{k}:{v}" for k, v in info.splits.items()), f"{size / 2**20:.1f} MiB")
+        stderr.print(table)
+
+    report({"stores": [{**summary(info), "bytes": size} for info, size in infos]}, json_output, human)
+
+
+@fetch_app.command("verify")
+@cli_command
+def verify_store(
+    name: Annotated[Optional[str], typer.Argument(help="Store name (see 'fetch-data list').", show_default=False)] = None,
+    root: RootOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Validate a store's layout and re-hash its content against the SHA-256 recorded at import.
+
+    Example: astrojepa fetch-data verify gz1 --json
+    """
+    from astrojepa_cli import paths
+    from astrojepa_cli.data import store
+
+    if not name:
+        raise UserError("usage: astrojepa fetch-data verify NAME")
+    info = store.verify(paths.existing_store(name, root))
+    report({**summary(info), "verified": True}, json_output)

@@ -8,17 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from astrojepa_cli import paths
 from astrojepa_cli.commands.common import (
     EXIT_INTERRUPTED, EXIT_TRAINING_FAILED, JsonOption, RootOption, cli_command, fail, report,
 )
-from astrojepa_cli import paths
 from astrojepa_cli.console import stderr
+from astrojepa_cli.errors import UserError
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
-from astrojepa_cli.train.distributed import gpu_available
 from astrojepa_cli.train.presets import UNMEASURED, machine_preset, resolve_config
-from astrojepa_cli.train.distributed import launched_as_secondary_rank
-from astrojepa_cli.train.loop import pretrain as run_pretraining
-from astrojepa_cli.train.loop import resume_flags
 
 _D = PretrainConfig()
 
@@ -72,6 +69,9 @@ def pretrain(
         help="Wall-clock budget, e.g. 30m or 1h: a short calibration sets the step count so the schedule ends "
              "on time (replaces --epochs; --max-steps still caps it).")] = None,
     stretch: Annotated[str, typer.Option(help="Intensity stretch at load time: none, asinh or zscore.")] = _D.stretch,
+    train_splits: Annotated[Optional[str], typer.Option(
+        help="Store splits to pretrain on, a comma list such as train,valid (default: every split; "
+             "pretraining reads no labels).", show_default=False)] = None,
     precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32.")] = _D.precision,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batch order and augmentations.")] = _D.seed,
@@ -104,8 +104,15 @@ def pretrain(
 
       astrojepa pretrain --resume latest
     """
+    # torch and the engine load here, not at import, so that 'astrojepa --help' stays fast.
+    from astrojepa_cli.train.distributed import gpu_available, launched_as_secondary_rank
+    from astrojepa_cli.train.loop import pretrain as run_pretraining
+    from astrojepa_cli.train.resume import resume_flags
+
     # Typer vendors its own click, so compare the source by name rather than importing click's enum.
     explicit = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
+    if "train_splits" in explicit:
+        explicit["train_splits"] = _split_list(train_splits)
     known = {f.name for f in fields(PretrainConfig)}
     resume_changes = resume_flags({k: v for k, v in explicit.items() if k in known | {"config"}}) if resume else {}
     if resume_changes and not launched_as_secondary_rank():
@@ -140,3 +147,11 @@ def pretrain(
         kept = (f"the checkpoint at step {result.checkpoint_step} is kept" if result.checkpoint_step is not None
                 else "no checkpoint had been saved yet")
         raise fail(f"training failed: the loss became NaN or Inf at step {result.steps}; {kept}", EXIT_TRAINING_FAILED)
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    """``train,valid`` -> ("train", "valid"); an empty list is an error."""
+    splits = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not splits:
+        raise UserError("--train-splits needs at least one split name, e.g. --train-splits train,valid")
+    return splits

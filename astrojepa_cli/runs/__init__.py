@@ -1,7 +1,9 @@
 """The run store (one folder per run: safetensors weights and a JSON manifest), the run's weights,
 and the timm export of its encoder. ``store`` holds the folder and manifest, ``weights`` the
-tensors; both are re-exported here, so callers write ``runs.open_run`` and ``runs.load_encoder``."""
+tensors, ``manage`` the deletion and naming of runs; all are re-exported here, so callers write
+``runs.open_run`` and ``runs.load_encoder``."""
 
+from astrojepa_cli.runs.manage import delete_run, name_run
 from astrojepa_cli.runs.store import (
     ENCODER_FILE, MANIFEST_SCHEMA_VERSION, SNAPSHOT_DIR, STATUSES, USABLE_STATUSES, Run, create_run, environment,
     fail_unfinished, list_runs, now, open_run, owner, read_metrics, run_stretch, steady_images_per_second,
@@ -19,9 +21,11 @@ __all__ = [
     "USABLE_STATUSES",
     "Run",
     "create_run",
+    "delete_run",
     "environment",
     "fail_unfinished",
     "list_runs",
+    "name_run",
     "now",
     "open_run",
     "owner",

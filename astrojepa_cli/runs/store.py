@@ -9,11 +9,12 @@
         state.json           a readable copy of the resume state's non-tensor part
         metrics.jsonl        one row every --log-every steps
         encoders/step-N.safetensors  the encoder at each checkpoint (pretrain --keep-encoders)
-        .lock                serialises manifest updates by the trainer and by evaluations
+        .lock                serialises manifest updates (trainer, evaluations, naming, deletion)
 
-The trainer owns every manifest key but ``evaluations``; ``probe`` and
-``anomalies`` own ``evaluations``. Each writer re-reads the manifest under the
-lock and replaces only its own part, so neither erases the other's record.
+The trainer owns every manifest key but ``evaluations`` (owned by ``probe`` and
+``anomalies``) and ``name`` (owned by ``runs tag``). Each writer re-reads the
+manifest under the lock and replaces only its own part, so none erases another's
+record; an update that finds the run deleted meanwhile (``runs rm``) is an error.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -42,6 +43,7 @@ ENCODER_FILE = "encoder.safetensors"
 SNAPSHOT_DIR = "encoders"
 STATUSES = ("running", "completed", "failed", "interrupted")
 USABLE_STATUSES = ("completed", "interrupted")
+NOT_THE_TRAINERS = ("evaluations", "name")  # manifest keys that other commands own
 log = logging.getLogger("astrojepa")
 
 
@@ -73,10 +75,25 @@ class Run:
         return status
 
     @contextlib.contextmanager
-    def _locked(self):
-        with open(self.dir / ".lock", "a") as handle:
+    def locked(self, doing: str) -> Iterator[dict]:
+        """Hold the run's lock and yield the manifest as on disk now ({} if there is none yet).
+        A run deleted meanwhile raises, naming what was ``doing``, instead of getting its folder
+        recreated with a manifest alone."""
+        lock_path = self.dir / ".lock"
+        try:
+            handle = open(lock_path, "a")
+        except FileNotFoundError:
+            raise UserError(f"run {self.id} was deleted while {doing}") from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+            # runs rm renames the folder away under this lock, so a waiter may hold the lock of a doomed folder
+            try:
+                in_place = os.path.samestat(os.fstat(handle.fileno()), os.stat(lock_path))
+            except FileNotFoundError:
+                in_place = False
+            if not in_place:
+                raise UserError(f"run {self.id} was deleted while {doing}")
+            yield self._read_from_disk()
 
     def _read_from_disk(self) -> dict:
         try:
@@ -86,11 +103,14 @@ class Run:
         return on_disk if isinstance(on_disk, dict) else {}
 
     def save(self) -> None:
-        """Write the trainer's view of the manifest, keeping the evaluations recorded on disk."""
-        with self._locked():
-            on_disk = self._read_from_disk()
-            if "evaluations" in on_disk:
-                self.manifest["evaluations"] = on_disk["evaluations"]
+        """Write the trainer's view of the manifest, keeping the keys other commands own as on disk."""
+        with self.locked("its manifest was being written") as on_disk:
+            if on_disk:
+                for key in NOT_THE_TRAINERS:
+                    if key in on_disk:
+                        self.manifest[key] = on_disk[key]
+                    else:
+                        self.manifest.pop(key, None)
             write_json(self.manifest_path, self.manifest)
 
     def update(self, **fields: Any) -> None:
@@ -101,8 +121,8 @@ class Run:
         """Record an evaluation (probe, anomalies, ...) under ``evaluations[key]``, with the run's
         status at the time and the step of the encoder evaluated (a run still training is
         evaluated at its last checkpoint)."""
-        with self._locked():
-            manifest = self._read_from_disk() or self.manifest
+        with self.locked("being evaluated; the result is not recorded") as on_disk:
+            manifest = on_disk or self.manifest
             self.manifest = manifest
             record = {**result, "time": now(), "run_status": self.status, "encoder_step": encoder_step}
             manifest.setdefault("evaluations", {})[key] = record
@@ -207,7 +227,10 @@ def open_run(ref: str | Path, root: Path | None = None, latest_of: tuple[str, ..
         candidate = paths.runs_dir(root) / str(ref)
     manifest_path = candidate / "manifest.json"
     if not manifest_path.exists():
-        raise UserError(f"no run '{ref}' (looked for {manifest_path})")
+        named = [run for run in list_runs(root) if run.manifest.get("name") == str(ref)]
+        if named:
+            return named[0]
+        raise UserError(f"no run '{ref}' (looked for {manifest_path}, and for a run named so)")
     return Run(candidate, _read_manifest(manifest_path))
 
 
@@ -248,3 +271,4 @@ def fail_unfinished(root: Path | None, error: str) -> None:
 def run_stretch(manifest: dict) -> str:
     """The intensity stretch a run was trained with (``none`` for runs that predate stretches)."""
     return manifest.get("config", {}).get("stretch") or "none"
+

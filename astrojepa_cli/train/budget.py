@@ -28,6 +28,8 @@ from typing import Callable
 from astrojepa_cli.errors import UserError
 
 CALIBRATION_STEPS = 6
+# The share of the budget that calibration may spend before it stops timing more steps.
+CALIBRATION_SHARE = 0.2
 # The first steps pay for allocation and oneDNN/cuDNN kernel selection; they are timed apart.
 WARMUP_STEPS = 2
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
@@ -94,10 +96,15 @@ def plan_steps(budget_s: float, steps_per_epoch: int, train_step: Callable[[int]
         train_step(step)
     synchronize()
     tick = clock()
-    for step in range(WARMUP_STEPS, WARMUP_STEPS + CALIBRATION_STEPS):
-        train_step(step)
-    synchronize()
-    seconds_per_step = (clock() - tick) / CALIBRATION_STEPS
+    timed = 0
+    # Up to CALIBRATION_STEPS timed steps, fewer once calibration has used its share of a short budget.
+    while timed < CALIBRATION_STEPS:
+        train_step(WARMUP_STEPS + timed)
+        synchronize()
+        timed += 1
+        if clock() - started >= CALIBRATION_SHARE * budget_s:
+            break
+    seconds_per_step = (clock() - tick) / timed
     tick = clock()
     epoch_end()
     synchronize()
@@ -108,7 +115,7 @@ def plan_steps(budget_s: float, steps_per_epoch: int, train_step: Callable[[int]
     if steps < 1:
         raise UserError(f"a budget of {budget_s:.0f} s is too short: calibration alone took {calibration_s:.0f} s "
                         f"and one step takes {per_step:.2f} s")
-    return BudgetPlan(budget_s, os.environ.get(CLOCK_VARIABLE, "wall"), calibration_s, WARMUP_STEPS + CALIBRATION_STEPS, seconds_per_step, epoch_end_s,
+    return BudgetPlan(budget_s, os.environ.get(CLOCK_VARIABLE, "wall"), calibration_s, WARMUP_STEPS + timed, seconds_per_step, epoch_end_s,
                       steps_per_epoch, steps)
 
 

@@ -5,6 +5,7 @@ One file renamed into place is atomic: a crash leaves the previous checkpoint or
 the new one, never half of each. ``state.json`` is a readable copy written
 afterwards; the loader trusts the safetensors file, and reads ``state.json``
 only beside a checkpoint written before the state moved into its metadata.
+A run's checkpoint also saves its encoder file (and, with ``--keep-encoders``, a snapshot).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from safetensors import safe_open
 
 from astrojepa_cli.atomic import write_json
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.runs import load_tensors, save_tensors
+from astrojepa_cli.runs import Run, load_tensors, save_encoder, save_tensors, snapshot_path
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -109,3 +110,16 @@ def _match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
             for slot, value in state.items():
                 if torch.is_tensor(value) and value.shape == parameter.shape and value.stride() != parameter.stride():
                     state[slot] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
+
+
+def save_run_checkpoint(run: Run, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                        encoder: torch.nn.Module, arch: str, step: int, epoch: int, loss: float | None,
+                        keep_encoder: bool) -> None:
+    """The training state, the run's encoder (and with ``keep_encoder`` a snapshot of it) and the manifest."""
+    save_checkpoint(run.dir, modules, optimizers, step, {"epoch": epoch})
+    save_encoder(run, encoder, arch, step=step)
+    if keep_encoder:
+        path = save_encoder(run, encoder, arch, snapshot_path(run, step), step)
+        run.manifest.setdefault("snapshots", []).append(
+            {"step": step, "loss": loss, "file": str(path.relative_to(run.dir))})
+    run.save()

@@ -13,11 +13,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from astrojepa_cli.data.loader import STRETCHES
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.train.budget import parse_duration
 from astrojepa_cli.train.method_options import check_method_options
-from registry.views import ROTATIONS, Augment
+from registry.objective_config import ObjectiveConfig, lists_to_tuples
 
 PRECISIONS = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -28,15 +27,15 @@ METHOD_WEIGHT_DECAY = {"lejepa": (0.05, 0.05), "ijepa": (0.04, 0.4), "ijepa-sigr
 
 
 @dataclass
-class PretrainConfig:
-    """Defaults follow LeJEPA (AdamW, lr 5e-4, wd 0.05, warm-up then cosine to lr/1000);
-    unset weight decay follows the method's paper (see :data:`METHOD_WEIGHT_DECAY`)."""
+class PretrainConfig(ObjectiveConfig):
+    """How to train the objective that :class:`ObjectiveConfig` names, on which data.
+
+    Defaults follow LeJEPA (AdamW, lr 5e-4, wd 0.05, warm-up then cosine to lr/1000);
+    unset weight decay follows the method's paper (see :data:`METHOD_WEIGHT_DECAY`).
+    Pretraining reads no labels, so by default it uses every image of the store
+    (``train_splits`` None: every split); the recorded run names the splits it used."""
 
     data: str = "first-radio"
-    arch: str = "vit-t"
-    loss: str = "lejepa"
-    masker: str | None = None
-    lam: float = 0.05
     epochs: int = 10
     max_steps: int | None = None
     batch_size: int = 64
@@ -44,24 +43,6 @@ class PretrainConfig:
     weight_decay: float | None = None
     weight_decay_end: float | None = None
     warmup_epochs: float = 1.0
-    ema: float = 0.996
-    img_size: int | None = None
-    patch_size: int = 8
-    global_views: int = 2
-    local_views: int = 6
-    global_size: int | None = None
-    local_size: int | None = None
-    global_scale: tuple[float, float] | None = None
-    local_scale: tuple[float, float] | None = None
-    view_noise: float = 0.0
-    rotation: str = "quarter"
-    translate: float = 0.0
-    blur: float = 0.0
-    flux_scale: tuple[float, float] | None = None
-    temperature: float | None = None
-    proj_dim: int | None = None
-    proj_hidden: int | None = None
-    proj_depth: int | None = None
     budget: str | None = None
     precision: str = "auto"
     compile: bool = False
@@ -71,19 +52,21 @@ class PretrainConfig:
     save_every: int = 0
     keep_encoders: bool = False
     nan_policy: str = "stop"
-    pred_loss: str | None = None
     stretch: str = "none"
-    train_splits: tuple[str, ...] = ("train",)
+    train_splits: tuple[str, ...] | None = None
     preset: str | None = None
 
     @classmethod
     def from_json(cls, values: dict) -> "PretrainConfig":
-        """The config recorded in a run manifest (lists back to tuples)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
-        return cls(**with_tuples({**values, "train_splits": values.get("train_splits", ("train",))}))
+        """The config recorded in a run manifest (runs recorded before ``train_splits`` trained on ``train``)."""
+        return super().from_json({"train_splits": ("train",), **values})
 
     def validate(self) -> None:
+        # Imported here, not at the top: reading the config (e.g. for --help) must not load torch.
+        from astrojepa_cli.data.loader import STRETCHES
+        from astrojepa_cli.data.store import SPLITS
+        from registry.views import ROTATIONS
+
         checks = [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
@@ -109,6 +92,8 @@ class PretrainConfig:
             (self.temperature is None or self.temperature > 0, "--temperature must be positive"),
             (all(v is None or v >= 1 for v in (self.proj_dim, self.proj_hidden, self.proj_depth)),
              "--proj-dim, --proj-hidden and --proj-depth must be at least 1"),
+            (self.train_splits is None or (len(self.train_splits) >= 1 and set(self.train_splits) <= set(SPLITS)),
+             f"--train-splits takes store splits: a comma list of {', '.join(SPLITS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -116,11 +101,6 @@ class PretrainConfig:
         if self.budget is not None:
             parse_duration(self.budget)
         check_method_options(self)
-
-    def augment(self) -> Augment:
-        """The view augmentations these options ask for."""
-        return Augment(rotation=self.rotation, translate=self.translate, blur_sigma=self.blur,
-                       flux_scale=self.flux_scale, noise_std=self.view_noise)
 
     def with_method_defaults(self) -> "PretrainConfig":
         """Fill unset weight decay from the method's paper (I-JEPA ramps it; LeJEPA keeps it constant)."""
@@ -134,14 +114,6 @@ class PretrainConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-TUPLE_FIELDS = ("train_splits", "global_scale", "local_scale", "flux_scale")
-
-
-def with_tuples(values: dict) -> dict:
-    """JSON and TOML give lists where the config holds tuples."""
-    return {k: tuple(v) if k in TUPLE_FIELDS and v is not None else v for k, v in values.items()}
 
 
 def _valid_scale(scale: tuple[float, float] | None) -> bool:
@@ -173,7 +145,7 @@ def checked_values(values: dict, source: str) -> dict:
     for key, value in values.items():
         if not _has_type(value, hints[key]):
             raise UserError(f"{source}: '{key}' must be {_type_name(hints[key])}, got {json.dumps(value)}")
-    return with_tuples(values)
+    return lists_to_tuples(values)
 
 
 def _has_type(value: Any, hint: Any) -> bool:

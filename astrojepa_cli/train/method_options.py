@@ -1,14 +1,14 @@
 """Options that only some objectives use: setting one for an objective that ignores it is an error.
 
 Each option maps to the keyword of the loss plugin's factory that consumes it
-(``pretrain`` passes an objective only the keywords its factory accepts). An
+(``pretrain`` offers an objective every keyword and builds it with those its
+factory takes, :func:`registry.objective.build_objective`). An
 option left at its default is never an error, and neither is ``--local-views 0``
 for an objective without local views: it asks for what the objective does anyway.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import fields
 
 import registry
@@ -26,10 +26,7 @@ OPTION_KEYWORD = {
 
 def _takes(loss: str, option: str) -> bool:
     """Whether the loss plugin ``loss`` uses the config ``option`` (options of no particular loss: always)."""
-    accepted = inspect.signature(registry.get("loss", loss).factory).parameters
-    if option not in OPTION_KEYWORD or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-        return True  # a factory taking **options decides for itself
-    return OPTION_KEYWORD[option] in accepted
+    return option not in OPTION_KEYWORD or registry.get("loss", loss).takes(OPTION_KEYWORD[option])
 
 
 def options_for(loss: str, values: dict) -> dict:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from astrojepa_cli.data.store import StoreInfo
 from astrojepa_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from astrojepa_cli.data.store import StoreInfo
 
 HF_PREFIX = "hf:"
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from astrojepa_cli.data.preprocess import check_crop, crop_resize_batch
 from astrojepa_cli.data.sources import ImportOptions
-from astrojepa_cli.data.store import StoreInfo, StoreWriter, open_hdf5
+from astrojepa_cli.data.store import StoreInfo, open_hdf5
+from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.errors import DataError
 
 CHUNK_BYTES = 32 * 2**20

@@ -18,7 +18,8 @@ import numpy as np
 
 from astrojepa_cli.data.preprocess import check_crop, crop_resize_batch
 from astrojepa_cli.data.sources import ImportOptions
-from astrojepa_cli.data.store import StoreInfo, StoreWriter
+from astrojepa_cli.data.store import StoreInfo
+from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.errors import DataError
 
 CLASS_NAMES = ["FRI", "FRII", "Compact", "Bent"]

@@ -26,50 +26,50 @@ TARGET_KEYS = ("redshift",)
 
 @dataclass(frozen=True)
 class Release:
-    """One published Galaxy10 file and what is known about it."""
+    """One Galaxy10 file as astroNN publishes it on Zenodo, and what is known about it."""
 
     name: str
-    url: str
-    checksums: Checksums
+    zenodo_record: int
+    filename: str
+    sha256: str
     n_images: int
     image_size: int
     class_names: tuple[str, ...]
-    citation: str
-    licence: str
+    sources: str  # where the images and the labels come from
 
     @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+    def url(self) -> str:
+        return f"https://zenodo.org/records/{self.zenodo_record}/files/{self.filename}"
+
+    @property
+    def checksums(self) -> Checksums:
+        return Checksums(sha256=self.sha256)
+
+    @property
+    def citation(self) -> str:
+        return f"Leung & Bovy 2019, MNRAS 483, 3255; {self.sources}"
+
+    @property
+    def licence(self) -> str:
+        return f"MIT (astroNN); see the Zenodo record {self.zenodo_record}"
 
 
-RELEASES = {
-    "galaxy10-decals": Release(
-        name="galaxy10-decals",
-        url="https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5",
-        checksums=Checksums(sha256="19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571"),
-        n_images=17736,
-        image_size=256,
-        class_names=("Disturbed", "Merging", "Round Smooth", "In-between Round Smooth", "Cigar Shaped Smooth",
-                     "Barred Spiral", "Unbarred Tight Spiral", "Unbarred Loose Spiral", "Edge-on without Bulge",
-                     "Edge-on with Bulge"),
-        citation="Leung & Bovy 2019, MNRAS 483, 3255; images: DESI Legacy Imaging Surveys (Dey et al. 2019); "
-                 "labels: Galaxy Zoo DECaLS (Walmsley et al. 2022) and Galaxy Zoo 2 (Willett et al. 2013)",
-        licence="MIT (astroNN); see the Zenodo record 10845026",
-    ),
-    "galaxy10-sdss": Release(
-        name="galaxy10-sdss",
-        url="https://zenodo.org/records/10844811/files/Galaxy10.h5",
-        checksums=Checksums(sha256="969a6b1cefcc36e09fffa86febd2f699a4aa19b837ba0427f01b0bc6ded458af"),
-        n_images=21785,
-        image_size=69,
-        class_names=("Disk, Face-on, No Spiral", "Smooth, Completely round", "Smooth, in-between round",
-                     "Smooth, Cigar shaped", "Disk, Edge-on, Rounded Bulge", "Disk, Edge-on, Boxy Bulge",
-                     "Disk, Edge-on, No Bulge", "Disk, Face-on, Tight Spiral", "Disk, Face-on, Medium Spiral",
-                     "Disk, Face-on, Loose Spiral"),
-        citation="Leung & Bovy 2019, MNRAS 483, 3255; images: SDSS; labels: Galaxy Zoo 2 (Willett et al. 2013)",
-        licence="MIT (astroNN); see the Zenodo record 10844811",
-    ),
-}
+DECALS_CLASSES = ("Disturbed", "Merging", "Round Smooth", "In-between Round Smooth", "Cigar Shaped Smooth",
+                  "Barred Spiral", "Unbarred Tight Spiral", "Unbarred Loose Spiral", "Edge-on without Bulge",
+                  "Edge-on with Bulge")
+SDSS_CLASSES = ("Disk, Face-on, No Spiral", "Smooth, Completely round", "Smooth, in-between round",
+                "Smooth, Cigar shaped", "Disk, Edge-on, Rounded Bulge", "Disk, Edge-on, Boxy Bulge",
+                "Disk, Edge-on, No Bulge", "Disk, Face-on, Tight Spiral", "Disk, Face-on, Medium Spiral",
+                "Disk, Face-on, Loose Spiral")
+RELEASES = {release.name: release for release in (
+    Release("galaxy10-decals", 10845026, "Galaxy10_DECals.h5",
+            "19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571", 17736, 256, DECALS_CLASSES,
+            "images: DESI Legacy Imaging Surveys (Dey et al. 2019); "
+            "labels: Galaxy Zoo DECaLS (Walmsley et al. 2022) and Galaxy Zoo 2 (Willett et al. 2013)"),
+    Release("galaxy10-sdss", 10844811, "Galaxy10.h5",
+            "969a6b1cefcc36e09fffa86febd2f699a4aa19b837ba0427f01b0bc6ded458af", 21785, 69, SDSS_CLASSES,
+            "images: SDSS; labels: Galaxy Zoo 2 (Willett et al. 2013)"),
+)}
 
 
 def import_galaxy10(options: ImportOptions, release: Release, url: str | None = None, md5: str | None = None,

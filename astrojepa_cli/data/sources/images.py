@@ -21,7 +21,8 @@ from PIL import Image, UnidentifiedImageError
 
 from astrojepa_cli.data.preprocess import check_crop, crop_resize_batch, crop_resize_pil
 from astrojepa_cli.data.sources import ImportOptions
-from astrojepa_cli.data.store import StoreInfo, StoreWriter
+from astrojepa_cli.data.store import StoreInfo
+from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.errors import DataError
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fz")

@@ -25,6 +25,8 @@ from astrojepa_cli.evaluate.figures.plotting import display_image, plt
 from astrojepa_cli.runs import Run, load_tensors, run_stretch
 from registry.ijepa import IJEPA, gather_tokens
 from registry.maskers import patch_grid
+from registry.objective import build_objective
+from registry.objective_config import ObjectiveConfig
 from registry.views import centre_view
 
 STATE_FILE = "state.safetensors"
@@ -44,10 +46,7 @@ class PatchErrors:
 
 def rebuild_ijepa(run: Run, device: torch.device) -> IJEPA:
     """The run's I-JEPA objective with its trained weights; a clear error for other objectives."""
-    from astrojepa_cli.train.config import PretrainConfig
-    from astrojepa_cli.train.loop import build_objective
-
-    config = PretrainConfig.from_json(run.manifest["config"])
+    config = ObjectiveConfig.from_json(run.manifest["config"])
     dataset = run.manifest["dataset"]
     objective = build_objective(config, dataset["channels"], config.img_size or dataset["image_shape"][0])
     if not isinstance(objective, IJEPA):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import normalize
 
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import embed_images, extract, images_at, row_of_id
-from astrojepa_cli.evaluate.probes.knn import unit_rows
 from astrojepa_cli.evaluate.figures.plotting import save_figure, similarity_mosaic, sky_positions, unused_path
 
 
@@ -21,16 +23,14 @@ def nearest(embeddings: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarr
     else scikit-learn's NearestNeighbors with the cosine metric (similarity = 1 - distance).
     """
     k = min(k, len(embeddings))
-    query = unit_rows(query.reshape(1, -1).astype(np.float32))
+    query = normalize(query.reshape(1, -1).astype(np.float32))
     if not _has_faiss():
-        from sklearn.neighbors import NearestNeighbors
-
         distances, rows = NearestNeighbors(n_neighbors=k, metric="cosine").fit(embeddings).kneighbors(query)
         return rows[0], 1.0 - distances[0]
     import faiss
 
     index = faiss.IndexFlatIP(embeddings.shape[1])
-    index.add(unit_rows(embeddings.astype(np.float32)))
+    index.add(normalize(embeddings.astype(np.float32)))
     similarities, rows = index.search(query, k)
     return rows[0], similarities[0]
 
@@ -101,8 +101,4 @@ def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir:
 
 
 def _has_faiss() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("faiss") is not None

@@ -19,27 +19,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from astrojepa_cli.data import loader, store
+from astrojepa_cli.data.splits import hold_out
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import encoder_img_size
+from astrojepa_cli.evaluate.probes.finetune_config import FinetuneConfig
 from astrojepa_cli.evaluate.probes.linear import TEST_SPLIT, classification_metrics
 from astrojepa_cli.evaluate.probes.regression import regression_metrics
 from registry.views import centre_view
-
-
-@dataclass
-class FinetuneConfig:
-    """Small defaults so a CPU finishes in minutes; raise ``epochs`` for real comparisons."""
-
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.05
-    patience: int = 2
-    valid_fraction: float = 0.2
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.lr <= 0:
-            raise UserError("--finetune-epochs, batch size and patience must be at least 1 and the lr positive")
 
 
 @dataclass
@@ -77,15 +63,9 @@ def split_rows(split: np.ndarray, task: Task, valid_fraction: float, seed: int) 
     usable = task.usable()
     rows = {name: np.flatnonzero((split == name) & usable) for name in ("train", "valid", TEST_SPLIT)}
     if len(rows["valid"]) < 2:
-        rng = np.random.default_rng(seed)
         train = rows["train"]
         strata = np.zeros(len(train), dtype=int) if task.is_regression else task.values[train]
-        held = []
-        for stratum in np.unique(strata):
-            members = rng.permutation(train[strata == stratum])
-            held.append(members[: int(round(valid_fraction * len(members)))])
-        rows["valid"] = np.sort(np.concatenate(held))
-        rows["train"] = np.setdiff1d(rows["train"], rows["valid"])
+        rows["train"], rows["valid"] = hold_out(train, strata, int(round(valid_fraction * len(train))), seed)
     for name, found in rows.items():
         if len(found) < 2:
             raise UserError(f"fine-tuning needs at least two usable images in the {name} split, found {len(found)}")

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from astrojepa_cli.data.splits import hold_out
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features
 from astrojepa_cli.evaluate.probes.linear import TEST_SPLIT, fit_and_score, train_and_test
@@ -23,19 +24,18 @@ def parse_list(text: str, kind: type, option: str) -> list:
     return values
 
 
-def per_class_sample(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+def per_class_sample(labels: np.ndarray, shots: int, seed: int | np.random.Generator) -> np.ndarray:
     """Row indices of ``shots`` random examples of each class (all of a class that has fewer)."""
+    rng = np.random.default_rng(seed)
     rows = [rng.permutation(np.flatnonzero(labels == c))[:shots] for c in np.unique(labels)]
     return np.sort(np.concatenate(rows))
 
 
-def fraction_sample(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """A stratified random ``fraction`` of the rows, at least one of each class."""
-    rows = []
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        rows.append(members[: max(1, int(round(fraction * len(members))))])
-    return np.sort(np.concatenate(rows))
+def fraction_sample(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Row indices of a seeded random ``fraction`` of the rows (at least one), in class proportion
+    where the classes are large enough (:func:`astrojepa_cli.data.splits.hold_out`)."""
+    rows = np.arange(len(labels))
+    return hold_out(rows, labels, max(1, int(round(fraction * len(rows)))), seed)[1]
 
 
 def _curve(features: Features, class_names: list[str], points: Sequence, sampler, key: str, seeds: int,
@@ -45,7 +45,7 @@ def _curve(features: Features, class_names: list[str], points: Sequence, sampler
     for point in points:
         results = []
         for seed in range(seeds):
-            rows = sampler(y_train, point, np.random.default_rng(seed))
+            rows = sampler(y_train, point, seed)
             if len(np.unique(y_train[rows])) < 2:
                 raise UserError(f"{key} {point} leaves fewer than two classes to train on")
             results.append(fit_and_score(x_train[rows], y_train[rows], x_test, y_test, class_names, seed))

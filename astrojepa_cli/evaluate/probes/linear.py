@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
@@ -15,6 +17,7 @@ from astrojepa_cli.evaluate.features import Features
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 CV_FOLDS = 3
+MAX_ITER = 3000
 TEST_SPLIT = "test"
 
 
@@ -57,21 +60,26 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: 
     }
 
 
-def _classifier(c: float, seed: int):
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000, class_weight="balanced",
-                                                              random_state=seed))
+def classifier(y: np.ndarray, seed: int) -> Pipeline:
+    """Standardisation, then class-balanced logistic regression with C chosen from ``C_GRID``.
 
-
-def choose_c(x: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """The C of the grid with the best 3-fold cross-validated balanced accuracy on the train split.
-
-    With fewer than 3 examples of some class there are no folds to compare, and C is 1.
+    C is the one with the best 3-fold cross-validated balanced accuracy on the training rows
+    (``LogisticRegressionCV``, refit on all of them). With fewer than 3 examples of some class
+    there are no folds to compare, and C is 1.
     """
     if np.unique(y, return_counts=True)[1].min() < CV_FOLDS:
-        return 1.0
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=MAX_ITER, class_weight="balanced",
+                                                                  random_state=seed))
     folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
-    scores = [cross_val_score(_classifier(c, seed), x, y, cv=folds, scoring="balanced_accuracy").mean() for c in C_GRID]
-    return C_GRID[int(np.argmax(scores))]
+    return make_pipeline(StandardScaler(), LogisticRegressionCV(
+        Cs=list(C_GRID), l1_ratios=(0.0,), cv=folds, scoring="balanced_accuracy", max_iter=MAX_ITER,
+        class_weight="balanced", random_state=seed))
+
+
+def chosen_c(model: Pipeline) -> float:
+    """The C a fitted :func:`classifier` uses."""
+    regression = model[-1]
+    return float(np.ravel(regression.C_)[0]) if hasattr(regression, "C_") else float(regression.C)
 
 
 def fit_and_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -81,10 +89,12 @@ def fit_and_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     BLAS runs on one thread here: the solver's matrix products are small, and BLAS threads
     that spin while they wait made each fit many times slower whenever another job shared the cores.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        c = choose_c(x_train, y_train, seed)
-        predicted = _classifier(c, seed).fit(x_train, y_train).predict(x_test)
-    return {**classification_metrics(y_test, predicted, class_names), "C": c,
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        # chosen_c reads C_ in both its old (array) and its new (float) form, so the notice of the change is noise.
+        warnings.filterwarnings("ignore", "The fitted attributes of LogisticRegressionCV", FutureWarning)
+        model = classifier(y_train, seed).fit(x_train, y_train)
+        predicted = model.predict(x_test)
+    return {**classification_metrics(y_test, predicted, class_names), "C": chosen_c(model),
             "n_train": int(len(y_train)), "n_test": int(len(y_test))}
 
 

@@ -1,11 +1,15 @@
-"""A run's manifest as a short summary for people (``runs show``); ``--json`` prints the whole manifest instead."""
+"""A run's manifest in brief for people: the ``runs show`` summary and each evaluation's headline score
+(``--json`` prints the whole manifest instead)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
 
-from astrojepa_cli.runs import Run
+if TYPE_CHECKING:
+    from astrojepa_cli.runs import Run
 
 # The score shown for an evaluation: the first of these its record has.
 SCORES = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "roc_auc": "ROC-AUC", "r2": "R²",
@@ -40,6 +44,17 @@ def evaluation_score(record: dict) -> str:
     return _score(record) or "recorded"
 
 
+def latest_evaluation(manifest: dict) -> tuple[str, str] | tuple[None, None]:
+    """The key and headline score of the most recent evaluation of the run's own encoder (the
+    random-weights baselines that ``probe`` records beside its results are passed over)."""
+    evaluations = {key: record for key, record in (manifest.get("evaluations") or {}).items()
+                   if "-random-init" not in key and isinstance(record, dict)}
+    if not evaluations:
+        return None, None
+    key = max(evaluations, key=lambda k: str(evaluations[k].get("time", "")))
+    return key, evaluation_score(evaluations[key])
+
+
 def run_summary(run: Run) -> Group:
     """Status, method, data, result, the last epoch's monitors and every evaluation's score."""
     manifest = run.manifest
@@ -48,7 +63,8 @@ def run_summary(run: Run) -> Group:
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
     steps = f", step {manifest['steps']} of {manifest['total_steps']}" if "total_steps" in manifest else ""
-    facts.add_row("run", f"{run.id} ({manifest.get('status', 'unknown')}{steps})")
+    named = f", named {manifest['name']}" if manifest.get("name") else ""
+    facts.add_row("run", f"{run.id} ({manifest.get('status', 'unknown')}{steps}{named})")
     facts.add_row("time", f"{manifest.get('started', '?')} to {manifest.get('finished', 'now')}")
     method = [config.get("loss"), config.get("arch"), config.get("img_size") and f"{config['img_size']} px",
               config.get("batch_size") and f"batch {config['batch_size']}", config.get("epochs") and

@@ -1,0 +1,89 @@
+"""``astrojepa embed``: the frozen embeddings of a dataset, written to a file or stdout."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Iterable, Iterator, Optional
+
+import typer
+
+from astrojepa_cli.commands.common import (
+    DataOption, DeviceOption, JsonOption, RootOption, RunArgument, TtaOption, cli_command, report,
+)
+from astrojepa_cli.commands.evaluated_run import open_with_data
+from astrojepa_cli.console import stderr
+from astrojepa_cli.errors import UserError
+
+
+def _with_progress(chunks: Iterable, total: int, description: str) -> Iterator:
+    from rich.progress import Progress
+
+    with Progress(console=stderr, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        for chunk in chunks:
+            yield chunk
+            progress.advance(task)
+
+
+@cli_command
+def embed(
+    run_ref: RunArgument,
+    data: DataOption = None,
+    out: Annotated[Optional[str], typer.Option(help="Output file, or '-' for stdout (default: RUN/embeddings/DATA.FORMAT).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="safetensors, npy, parquet, csv, fits or votable (default: from --out's suffix, else safetensors).")] = None,
+    pool: Annotated[str, typer.Option("--pool", help="mean (every encoder) or cls (ViTs with a class token).")] = "mean",
+    tta: TtaOption = "none",
+    device: DeviceOption = "auto",
+    root: RootOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Write the frozen embeddings of every image of a dataset, in store order, streaming in chunks.
+
+    safetensors holds embeddings, labels, targets and catalog columns (ids in its metadata); npy the
+    (N, D) float32 matrix; parquet, csv, fits and votable one row per object: id, split, label,
+    label_name, targets, the store's catalog columns (e.g. ra, dec), e0..e{D-1}. A file's suffix
+    must match its format.
+
+    Examples:
+
+      astrojepa embed latest --data gz1
+
+      astrojepa embed RUN --out gz1.parquet
+
+      astrojepa embed RUN --out gz1.fits
+
+      astrojepa embed RUN --format npy --out - > embeddings.npy
+    """
+    from astrojepa_cli import runs
+    from astrojepa_cli.atomic import atomic_path
+    from astrojepa_cli.data import store
+    from astrojepa_cli.evaluate import features as feature_extraction
+    from astrojepa_cli.evaluate.explore import embedding_files
+    from astrojepa_cli.train.distributed import resolve_device
+
+    fmt = embedding_files.resolve_format(fmt, out)
+    if out == "-" and json_output:
+        raise UserError("--json and --out - both write to stdout; choose one")
+    run, data_name, store_path = open_with_data(run_ref, data, root)
+    encoder = runs.load_encoder(run)
+    feature_extraction.check_pool(encoder, pool)
+    feature_extraction.check_tta(tta)
+    meta = store.load(store_path, with_images=False)
+    n, dim = len(meta.ids), encoder.embed_dim
+    embeddings = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
+                                                    runs.run_stretch(run.manifest), tta=tta)
+    chunks = _with_progress(embeddings, math.ceil(n / feature_extraction.CHUNK), f"embedding {n} images")
+    arguments = (fmt, chunks, meta, store.read_info(store_path).classes, dim)
+    metadata = {"run_id": run.id, "dataset": data_name, "pool": pool, "tta": tta}
+    if out == "-":
+        embedding_files.write_embeddings(*arguments, sys.stdout.buffer, metadata)
+        sys.stdout.buffer.flush()
+        path = "-"
+    else:
+        path = Path(out) if out else run.dir / "embeddings" / f"{data_name}.{fmt}"
+        with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+            embedding_files.write_embeddings(*arguments, stream, metadata)
+    report({"path": str(path), "n": int(n), "dim": int(dim), "format": fmt, "pool": pool, "tta": tta}, json_output,
+           lambda: stderr.print(f"wrote {n} embeddings of dimension {dim} ({fmt}) to {path}", highlight=False))

@@ -1,0 +1,106 @@
+"""Probe one run on one labelled store: its encoder's features scored by the requested protocol,
+under the name the result is recorded as, beside the same network with random weights.
+
+The command (``astrojepa probe``) parses the options, calls :func:`probe_run`, records what it
+returns in the run's manifest and prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from astrojepa_cli import runs
+from astrojepa_cli.data import store
+from astrojepa_cli.errors import UserError
+from astrojepa_cli.evaluate import features as feature_extraction
+from astrojepa_cli.evaluate.probes import context
+from astrojepa_cli.evaluate.probes.linear import finite
+from astrojepa_cli.evaluate.probes.protocols import ProbeRequest, run_protocol
+from astrojepa_cli.evaluate.probes.snapshots import probe_snapshots
+
+
+@dataclass
+class FeatureChoice:
+    """Which frozen features are probed: the pooling, the per-image normalisation and the test-time views."""
+
+    pool: str = "mean"
+    norm: str = "standard"
+    tta: str = "none"
+
+    def check(self) -> None:
+        feature_extraction.check_tta(self.tta)
+        feature_extraction.check_feature_norm(self.norm)
+
+    def suffix(self) -> str:
+        """What the choice adds to the protocol's recorded name (nothing for the defaults)."""
+        return (("" if self.pool == "mean" else f"-{self.pool}") + ("" if self.norm == "standard" else f"-{self.norm}")
+                + feature_extraction.tta_suffix(self.tta))
+
+
+@dataclass
+class ProbeOutcome:
+    """A probe's result, its recorded name, the evaluations to record, and what the score means."""
+
+    protocol: str
+    result: dict
+    encoder_step: int | None
+    records: list[tuple[str, dict]] = field(default_factory=list)
+    context: dict = field(default_factory=dict)
+    verdict: str | None = None
+
+
+def check_options(request: ProbeRequest, features: FeatureChoice, snapshots: bool) -> None:
+    """Refuse options that contradict each other, before any run or store is opened."""
+    request.validate()
+    features.check()
+    if snapshots and request.protocol not in ("linear", f"knn-{request.knn}"):
+        raise UserError("--snapshots works with the linear or --knn probe only")
+
+
+def probe_run(run: runs.Run, data_name: str, store_path: Path, request: ProbeRequest, features: FeatureChoice,
+              device: torch.device, snapshots: bool = False, max_snapshots: int | None = None) -> ProbeOutcome:
+    """Score ``run``'s encoder (or, with ``request.random_init``, the same network with random weights)
+    on ``store_path``; a balanced-accuracy result is put beside the random-weights score (computed once,
+    then cached in the manifest) and chance. The options were checked by :func:`check_options`."""
+    encoder = runs.load_encoder(run)
+    stretch = runs.run_stretch(run.manifest)
+    classes = store.read_info(store_path).classes
+
+    def fresh_encoder(init_seed: int) -> torch.nn.Module:
+        torch.manual_seed(init_seed)
+        fresh = runs.rebuild_encoder(encoder.timm_spec)
+        fresh.input_size = encoder.input_size  # evaluated at the size the run trained at
+        return fresh
+
+    def features_of(probed: torch.nn.Module) -> feature_extraction.Features:
+        feature_extraction.check_pool(probed, features.pool)
+        extracted = finite(feature_extraction.extract(probed, store_path, device, pool=features.pool,
+                                                      stretch=stretch, tta=features.tta))
+        return feature_extraction.layer_normed(extracted) if features.norm == "layernorm" else extracted
+
+    def score(probed: torch.nn.Module) -> dict:
+        return run_protocol(request, lambda: features_of(probed), classes, probed, fresh_encoder, store_path,
+                            device, stretch)
+
+    protocol = request.protocol + features.suffix()
+    if snapshots:
+        protocol += "-snapshots"
+        result = probe_snapshots(run, score, "balanced_accuracy", max_snapshots)
+    else:
+        result = score(fresh_encoder(request.first_seed) if request.random_init else encoder)
+    key = f"{data_name}/{protocol}"
+    outcome = ProbeOutcome(protocol, result, encoder.saved_step, records=[(key, result)])
+    if not (snapshots or request.random_init) and "balanced_accuracy" in result:
+        twin = context.random_init_key(key, request.protocol)
+        baseline, computed = context.random_weights_score(run.manifest.get("evaluations", {}), twin,
+                                                          lambda: score(fresh_encoder(request.first_seed)))
+        if computed:
+            outcome.records.append((twin, baseline))
+        chance = 1.0 / len(result.get("per_class_recall") or classes)
+        outcome.context = {"random_weights_balanced_accuracy": baseline["balanced_accuracy"],
+                           "chance_balanced_accuracy": chance}
+        outcome.verdict = context.verdict(result["balanced_accuracy"], baseline["balanced_accuracy"], chance)
+    return outcome

@@ -1,0 +1,1 @@
+"""The parts of ``benchmarks/diagnose.py``: the run to diagnose, what is measured, the figure."""

@@ -1,0 +1,139 @@
+"""One sweep job: pretrain a recipe (resumably, or reuse a shared pretraining), score it, and score
+the random-weights network and the pixels it is compared with."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from astrojepa_cli import paths, runs
+from astrojepa_cli.data import store
+from astrojepa_cli.errors import UserError
+from astrojepa_cli.evaluate.features import extract, layer_normed
+from astrojepa_cli.evaluate.probes.frozen_protocol import pixel_features, score_features
+from astrojepa_cli.train import budget
+from astrojepa_cli.train.config import PretrainConfig
+from astrojepa_cli.train.loop import pretrain
+from registry.objective import build_encoder
+
+from sweeping.recipes import PROBE_OPTIONS, Sweep, recipe_config, split_probe_options
+from sweeping.results import Results
+
+# Options that make a recipe, as opposed to where and how it runs.
+NOT_RECIPE = ("data", "seed", "device", "log_every", "save_every", "keep_encoders", "budget")
+
+
+def _pretrain_resumably(config: PretrainConfig, key: str, results: Results, root: Path | None):
+    """Pretrain ``config``, or resume the run this job left interrupted; returns the run and wall/CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    previous = results.in_flight().get(key)
+    if previous:
+        try:
+            run = runs.open_run(previous, root)
+            if run.manifest.get("status") == "completed":  # stopped while scoring: score it now
+                return run, None, None
+            result = pretrain(config, root=root, resume=previous, progress=False)
+        except UserError as exc:
+            print(f"[{key}] cannot resume {previous} ({exc}); starting again", flush=True)
+            result = pretrain(config, root=root, progress=False)
+    else:
+        result = pretrain(config, root=root, progress=False)
+    results.set_in_flight(key, result.run_id)
+    if result.status == "interrupted":
+        raise KeyboardInterrupt
+    if result.status != "completed":
+        raise UserError(f"[{key}] pretraining {result.status} (run {result.run_id})")
+    cpu_s = (time.process_time() - cpu) / torch.get_num_threads()
+    return runs.open_run(result.run_id, root), time.perf_counter() - wall, cpu_s
+
+
+def same_pretraining(results: Results, options: dict, dataset: str, seed: int) -> dict | None:
+    """A finished row whose pretraining is this recipe's (it differs only in how it is probed)."""
+    pretraining = split_probe_options(options)[0]
+    return next((row for row in results.rows() if row["kind"] == "recipe" and row["dataset"] == dataset
+                 and row["seed"] == seed and split_probe_options(row["options"])[0] == pretraining), None)
+
+
+def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int, results: Results,
+                 root: Path | None, shared: dict | None) -> dict:
+    """Pretrain (or reuse ``shared``, the row whose pretraining this recipe shares) and score one job."""
+    key = f"{name}/{dataset}/seed{seed}"
+    config = recipe_config(sweep, options, dataset, seed, name=name)
+    if shared:
+        run, wall_s, cpu_s = runs.open_run(shared["run_id"], root), shared["pretrain_wall_s"], shared["pretrain_cpu_s"]
+    else:
+        run, wall_s, cpu_s = _pretrain_resumably(config, key, results, root)
+    store_path = paths.existing_store(dataset, root)
+    classes = store.read_info(store_path).classes
+    probing = split_probe_options(options)[1]
+    features = extract(runs.load_encoder(run), store_path, sweep.device, pool=probing["probe_pool"],
+                       stretch=config.stretch, tta=sweep.tta)
+    scores = score_features(layer_normed(features) if probing["probe_norm"] == "layernorm" else features, classes)
+    manifest = run.manifest
+    last_epoch = (manifest.get("epochs") or [{}])[-1]
+    recorded = manifest["config"]
+    row = {
+        "kind": "recipe", "key": key, "name": name, "dataset": dataset, "seed": seed, "run_id": run.id,
+        "options": {k: v for k, v in options.items()},
+        "config": {k: v for k, v in recorded.items() if k not in NOT_RECIPE},
+        "steps": manifest.get("steps"), "epochs": round(manifest.get("steps", 0) / max(
+            1, manifest["dataset"]["n_train_images"] // recorded["batch_size"]), 2),
+        "budget_plan": manifest.get("budget_plan"), "pretrain_wall_s": wall_s and round(wall_s, 1),
+        "pretrain_cpu_s": cpu_s and round(cpu_s, 1), "compute_s": _compute_seconds(manifest, sweep.clock, wall_s, cpu_s), "final_loss": (manifest.get("result") or {}).get("final_loss"),
+        "effective_rank": last_epoch.get("effective_rank"), "scores": scores,
+        "baselines": {"random_weights": baseline_key("random", dataset, recorded, seed, probing),
+                      "pixels": baseline_key("pixels", dataset, recorded, 0, probing)},
+        "probe": probing, "pretraining_shared_with": shared["key"] if shared else None,
+        "tta": sweep.tta, "machine": budget.machine(), "time": runs.now(),
+    }
+    results.append(row)
+    results.set_in_flight(key, None)
+    return row
+
+
+def _compute_seconds(manifest: dict, clock: str, wall_s: float | None, cpu_s: float | None) -> float | None:
+    """Pretraining compute in the sweep's clock: the budget plan's own estimate where there is one
+    (calibration + steps + epoch ends, immune to what else ran), else the measured time."""
+    plan = manifest.get("budget_plan")
+    if plan:
+        steps = manifest.get("steps") or plan["steps"]
+        return round(plan["calibration_s"] + steps * plan["seconds_per_step"]
+                     + steps / plan["steps_per_epoch"] * plan["epoch_end_s"], 1)
+    measured = cpu_s if clock == "cpu" else wall_s
+    return None if measured is None else round(measured, 1)
+
+
+def baseline_key(kind: str, dataset: str, config: dict, seed: int, probing: dict) -> str:
+    """The key of a baseline row: what it embeds, at which size, and how it is probed (as the recipe is)."""
+    img = config.get("img_size") or "store"
+    probe = "".join(f"/{probing[k]}" for k in PROBE_OPTIONS if probing[k] != PROBE_OPTIONS[k]
+                    and not (kind == "pixels" and k == "probe_pool"))
+    if kind == "pixels":
+        return f"pixels/{dataset}/{img}px/{config.get('stretch', 'none')}{probe}"
+    return f"random/{dataset}/{config['arch']}/{img}px/p{config.get('patch_size')}/seed{seed}{probe}"
+
+
+def score_baselines(sweep: Sweep, row: dict, results: Results, root: Path | None) -> None:
+    """Score (once) the random-weights network and the pixels that ``row`` is compared with, probed as
+    ``row`` is (the same pooling and feature normalisation; pixels have no stages to pool)."""
+    store_path = paths.existing_store(row["dataset"], root)
+    info = store.read_info(store_path)
+    config, probing = row["config"], row["probe"]
+    img_size = config.get("img_size") or info.image_shape[0]
+    stretch = config.get("stretch", "none")
+    for kind, key in row["baselines"].items():
+        if results.find(key):
+            continue
+        if kind == "random_weights":
+            torch.manual_seed(row["seed"])
+            encoder = build_encoder(config["arch"], info.channels, img_size, config["patch_size"])
+            features = extract(encoder, store_path, sweep.device, pool=probing["probe_pool"], stretch=stretch,
+                               tta=sweep.tta)
+        else:
+            features = pixel_features(store_path, img_size, sweep.tta, stretch=stretch)
+        scores = score_features(layer_normed(features) if probing["probe_norm"] == "layernorm" else features,
+                                info.classes)
+        results.append({"kind": "baseline", "key": key, "baseline": kind, "dataset": row["dataset"],
+                        "scores": scores, "tta": sweep.tta, "time": runs.now()})
