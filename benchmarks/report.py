@@ -202,7 +202,8 @@ OUTRO = """## What is still to be measured
 
 - The rest of the study's recipes (the sweep resumes where it stopped and skips finished runs).
 - The best three recipes at the full 30-minute budget, 3 seeds each, with every baseline in the
-  same run, and supervised training from scratch on the same labels.
+  same run, and supervised training from scratch on the same labels: the sweep file is
+  `benchmarks/studies/cpu-confirm.toml` (about 9 hours of pretraining on 2 cores).
 - The `gpu` preset: never run; `pretrain --preset gpu` says so.
 """
 

@@ -1,4 +1,5 @@
-"""The pretrain progress display: every step moves it, the ETA survives 80 columns, and logs get plain lines."""
+"""Progress displays: pretrain (every step moves it, the ETA survives 80 columns, logs get plain lines) and
+the embedding of a store behind probe, embed, anomalies and similar."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from rich.console import Console
 
 from astrojepa_cli.train.progress import TrainingProgress
+from astrojepa_cli.work_progress import with_progress
 
 ETA = re.compile(r"\d+:\d\d:\d\d|-:--:--")
 TERMS = {"loss": 0.41450554, "pred": 0.05388192, "sigreg": 7.26635456, "embedding_std": 0.9}
@@ -43,3 +45,23 @@ def test_quiet_prints_nothing():
     with TrainingProgress(False, total=10, start=0, console=console, interval=0.0) as bar:
         bar.advance(3)
     assert console.file.getvalue() == ""
+
+
+def test_embedding_progress_counts_chunks_on_a_terminal_and_leaves_no_trace():
+    console = Console(file=io.StringIO(), force_terminal=True, width=80)
+    seen = []
+    for item in with_progress(range(4), 4, "embedding 4,000 images", console=console):
+        seen.append(item)
+    assert seen == [0, 1, 2, 3]
+    assert "embedding 4,000 images" in console.file.getvalue()  # drawn while running (transient)
+
+
+def test_embedding_progress_in_a_log_is_plain_lines_at_the_interval():
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
+    assert list(with_progress(range(4), 4, "embedding 400 images", console=console, interval=0.0)) == [0, 1, 2, 3]
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 3 and "\x1b" not in console.file.getvalue()  # the last chunk needs no line
+    assert lines[1].startswith("embedding 400 images: 2/4 (50%), ETA ")
+    quiet = Console(file=io.StringIO(), force_terminal=False)
+    assert list(with_progress(range(4), 4, "embedding", console=quiet, interval=3600.0)) == [0, 1, 2, 3]
+    assert quiet.file.getvalue() == ""

@@ -150,3 +150,13 @@ def test_an_evaluation_waiting_on_the_lock_of_a_run_being_deleted_does_not_bring
     shutil.rmtree(doomed)
     assert [str(exc) for exc in outcome] == [f"run {run} was deleted while being evaluated; the result is not recorded"]
     assert sorted((home / "runs").iterdir()) == []
+
+
+def test_latest_is_the_newest_completed_run_and_an_unfinished_one_must_be_named(cli, home, run):
+    cut = _copy_run(home, run, "cut", status="interrupted", steps=1, total_steps=2)
+    shown = cli("runs", "show", "latest", "--json")
+    assert json.loads(shown.stdout)["run_id"] == run and f"{cut} (interrupted)" in shown.stderr
+    named = cli("export", cut, "--out", str(home / "exported-cut"))
+    assert f"warning: run {cut} is interrupted after 1 of 2 steps" in named.stderr
+    latest = cli("export", "latest", "--out", str(home / "exported")).stderr
+    assert f"'latest' is {run}" in latest and "uses the encoder it saved last" not in latest

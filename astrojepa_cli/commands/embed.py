@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
-from typing import Annotated, Iterable, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,16 +14,6 @@ from astrojepa_cli.commands.common import (
 from astrojepa_cli.commands.evaluated_run import open_with_data
 from astrojepa_cli.console import stderr
 from astrojepa_cli.errors import UserError
-
-
-def _with_progress(chunks: Iterable, total: int, description: str) -> Iterator:
-    from rich.progress import Progress
-
-    with Progress(console=stderr, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        for chunk in chunks:
-            yield chunk
-            progress.advance(task)
 
 
 @cli_command
@@ -72,9 +61,8 @@ def embed(
     feature_extraction.check_tta(tta)
     meta = store.load(store_path, with_images=False)
     n, dim = len(meta.ids), encoder.embed_dim
-    embeddings = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
-                                                    runs.run_stretch(run.manifest), tta=tta)
-    chunks = _with_progress(embeddings, math.ceil(n / feature_extraction.CHUNK), f"embedding {n} images")
+    chunks = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
+                                                runs.run_stretch(run.manifest), tta=tta)
     arguments = (fmt, chunks, meta, store.read_info(store_path).classes, dim)
     metadata = {"run_id": run.id, "dataset": data_name, "pool": pool, "tta": tta}
     if out == "-":
@@ -86,4 +74,5 @@ def embed(
         with atomic_path(path) as tmp, open(tmp, "wb") as stream:
             embedding_files.write_embeddings(*arguments, stream, metadata)
     report({"path": str(path), "n": int(n), "dim": int(dim), "format": fmt, "pool": pool, "tta": tta}, json_output,
-           lambda: stderr.print(f"wrote {n} embeddings of dimension {dim} ({fmt}) to {path}", highlight=False))
+           lambda: stderr.print(f"wrote {n} embeddings of dimension {dim} ({fmt}) to {path}", highlight=False,
+                                soft_wrap=True))

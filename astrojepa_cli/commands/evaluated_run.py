@@ -16,11 +16,20 @@ if TYPE_CHECKING:
     from astrojepa_cli.runs import Run
 
 
+def warn_if_unfinished(run: Run) -> None:
+    """One warning line when a command uses the encoder of a run that did not complete."""
+    from astrojepa_cli import runs
+
+    if note := runs.unfinished_note(run):
+        stderr.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
+
+
 def open_with_data(run_ref: str, data: str | None, root: Path | None) -> tuple[Run, str, Path]:
     """The run, the name of the store to evaluate on (default: its training data) and that store's path."""
     from astrojepa_cli import paths, runs
 
     run = runs.open_run(run_ref, root)
+    warn_if_unfinished(run)
     data_name = data or run.manifest["dataset"]["name"]
     return run, data_name, paths.existing_store(data_name, root)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from astrojepa_cli.commands.common import JsonOption, RootOption, RunArgument, cli_command, report
+from astrojepa_cli.commands.evaluated_run import warn_if_unfinished
 from astrojepa_cli.console import stderr
 from astrojepa_cli.errors import UserError
 
@@ -38,6 +39,8 @@ def export(
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)} (got {fmt})")
-    result = export_timm(runs.open_run(run_ref, root), out)
+    run = runs.open_run(run_ref, root)
+    warn_if_unfinished(run)
+    result = export_timm(run, out)
     report(result, json_output, lambda: stderr.print(
-        f"wrote {result['weights']} and {result['config']} ({result['architecture']})", highlight=False))
+        f"wrote {result['weights']} and {result['config']} ({result['architecture']})", highlight=False, soft_wrap=True))

@@ -25,7 +25,7 @@ PdfOption = Annotated[bool, typer.Option("--pdf", help="Write a PDF beside every
 
 def _report_files(files: list[Path], json_output: bool) -> None:
     report({"files": [str(f) for f in files]}, json_output,
-           lambda: stderr.print("\n".join(f"wrote {f}" for f in files), highlight=False))
+           lambda: stderr.print("\n".join(f"wrote {f}" for f in files), highlight=False, soft_wrap=True))
 
 
 @plot_app.command("run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -11,6 +12,7 @@ import torch
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
+from astrojepa_cli.work_progress import with_progress
 from registry.views import centre_view, dihedral_views
 
 POOLS = ("mean", "cls", "last2")
@@ -120,7 +122,11 @@ def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.de
     Only one chunk of pixels and its embeddings are in memory at once.
     """
     embed = _embedder(encoder, store_path, device, pool, stretch, tta)
-    for _, images in store.iter_image_chunks(store_path, chunk=chunk):
+    n = store.read_info(store_path).n_images
+    views = " x 8 views" if tta == "d4" else ""
+    chunks = with_progress(store.iter_image_chunks(store_path, chunk=chunk), math.ceil(n / chunk),
+                           f"embedding {n:,} images{views}")
+    for _, images in chunks:
         yield embed(images)
 
 

@@ -5,8 +5,9 @@ tensors, ``manage`` the deletion and naming of runs; all are re-exported here, s
 
 from astrojepa_cli.runs.manage import delete_run, name_run
 from astrojepa_cli.runs.store import (
-    ENCODER_FILE, MANIFEST_SCHEMA_VERSION, SNAPSHOT_DIR, STATUSES, USABLE_STATUSES, Run, create_run, environment,
+    ENCODER_FILE, MANIFEST_SCHEMA_VERSION, SNAPSHOT_DIR, LATEST_STATUSES, STATUSES, Run, create_run, environment,
     fail_unfinished, list_runs, now, open_run, owner, read_metrics, run_stretch, steady_images_per_second,
+    unfinished_note,
 )
 from astrojepa_cli.runs.weights import (
     TIMM_SPEC_KEYS, checked_timm_spec, load_encoder, load_encoder_file, load_tensors, rebuild_encoder, save_encoder,
@@ -18,7 +19,7 @@ __all__ = [
     "MANIFEST_SCHEMA_VERSION",
     "SNAPSHOT_DIR",
     "STATUSES",
-    "USABLE_STATUSES",
+    "LATEST_STATUSES",
     "Run",
     "create_run",
     "delete_run",
@@ -32,6 +33,7 @@ __all__ = [
     "read_metrics",
     "run_stretch",
     "steady_images_per_second",
+    "unfinished_note",
     "TIMM_SPEC_KEYS",
     "checked_timm_spec",
     "load_encoder",

@@ -42,7 +42,8 @@ MANIFEST_SCHEMA_VERSION = 1
 ENCODER_FILE = "encoder.safetensors"
 SNAPSHOT_DIR = "encoders"
 STATUSES = ("running", "completed", "failed", "interrupted")
-USABLE_STATUSES = ("completed", "interrupted")
+# What ``latest`` means: the newest completed run (an interrupted or failed one must be named).
+LATEST_STATUSES = ("completed",)
 NOT_THE_TRAINERS = ("evaluations", "name")  # manifest keys that other commands own
 log = logging.getLogger("astrojepa")
 
@@ -217,7 +218,7 @@ def _read_manifest(manifest_path: Path) -> dict:
     return manifest
 
 
-def open_run(ref: str | Path, root: Path | None = None, latest_of: tuple[str, ...] = USABLE_STATUSES) -> Run:
+def open_run(ref: str | Path, root: Path | None = None, latest_of: tuple[str, ...] = LATEST_STATUSES) -> Run:
     """A run by id, by folder path, or ``latest``: the newest run whose status is in ``latest_of``
     (with a warning naming any newer run it passes over); a clear error if there is none."""
     if str(ref) == "latest":
@@ -272,3 +273,12 @@ def run_stretch(manifest: dict) -> str:
     """The intensity stretch a run was trained with (``none`` for runs that predate stretches)."""
     return manifest.get("config", {}).get("stretch") or "none"
 
+
+def unfinished_note(run: Run) -> str | None:
+    """A warning for evaluating a run that did not complete: which of its steps its encoder holds."""
+    status = run.manifest.get("status")
+    if status == "completed":
+        return None
+    steps, total = run.manifest.get("steps"), run.manifest.get("total_steps")
+    progress = f" after {steps} of {total} steps" if steps is not None and total else ""
+    return f"run {run.id} is {status}{progress}; this uses the encoder it saved last"
