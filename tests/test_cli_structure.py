@@ -4,6 +4,7 @@ short forms that route to a default subcommand, and a CLI reference that matches
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,17 @@ def test_cli_reference_matches_the_app():
                                capture_output=True, text=True, check=True).stdout
     assert generated == (ROOT / "docs" / "cli.md").read_text(), \
         "docs/cli.md is out of date: run python docs/generate_cli_reference.py"
+
+
+def test_a_ctrl_c_while_the_arguments_are_parsed_is_one_line_and_exit_130(home):
+    # The app's own callback runs while Typer parses, outside any command: a Ctrl-C there is what
+    # Typer alone would turn into a silent exit 130.
+    code = ("import astrojepa_cli.app as cli\n"
+            "def interrupted():\n"
+            "    raise KeyboardInterrupt\n"
+            "cli.app.registered_callback.callback = interrupted\n"
+            "from astrojepa_cli.launcher import main\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code, "runs", "list"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ASTROJEPA_HOME": str(home)})
+    assert (done.returncode, done.stderr) == (130, "error: interrupted\n")
