@@ -31,7 +31,7 @@ RootOption = Annotated[
                  show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object with the result on stdout.")]
-RunArgument = Annotated[str, typer.Argument(help="Run id, run name, run folder, or 'latest'.")]
+RunArgument = Annotated[str, typer.Argument(help="Run id, run name, run folder, or 'latest' (the newest completed run).")]
 DataOption = Annotated[Optional[str], typer.Option("--data", help="Store name (default: the run's training data).")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 TtaOption = Annotated[str, typer.Option(
