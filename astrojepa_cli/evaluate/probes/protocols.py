@@ -15,8 +15,9 @@ from typing import Callable
 import torch
 
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.probes import finetune as finetuning
 from astrojepa_cli.evaluate.features import Features
+from astrojepa_cli.evaluate.probes import finetune as finetuning
+from astrojepa_cli.evaluate.probes.finetune_config import FinetuneConfig
 from astrojepa_cli.evaluate.probes.knn import knn_probe
 from astrojepa_cli.evaluate.probes.label_efficiency import fractions_curve, shots_curve
 from astrojepa_cli.evaluate.probes.linear import linear_probe
@@ -32,7 +33,7 @@ class ProbeRequest:
     shots: list[int] | None = None
     fractions: list[float] | None = None
     finetune: bool = False
-    finetune_config: finetuning.FinetuneConfig = field(default_factory=finetuning.FinetuneConfig)
+    finetune_config: FinetuneConfig = field(default_factory=FinetuneConfig)
     target: str | None = None
     random_init: bool = False
 
