@@ -13,6 +13,7 @@ The TOML file::
     budget = "3m"                         # per pretraining: a wall-clock budget (or steps = N, or epochs = N)
     clock = "cpu"                         # calibrate the budget in CPU time (fair on a shared machine)
     rank_by = "linear"                    # linear, knn-20 or 10-shot (balanced accuracy, mean over datasets)
+    scratch_steps = 200                   # steps of the from-scratch 10-shot baseline (default 200)
 
     [base]                                # pretrain options every recipe starts from (any config key)
     loss = "simclr"
@@ -38,7 +39,9 @@ The TOML file::
 Every pretraining is scored with the frozen protocol of
 :mod:`astrojepa_cli.evaluate.probes.frozen_protocol` (D4-averaged features; linear, kNN
 and 10-shot probes; accuracy, balanced accuracy and macro-F1), and so are the
-same network with random weights and the pixels, once per dataset and shape.
+same network with random weights and the pixels, once per dataset and shape. The
+same network trained from scratch on the 10-shot probe's labelled images
+(:mod:`astrojepa_cli.evaluate.probes.scratch_shots`) is the few-shot baseline.
 Each result is one JSON row appended to ``OUT/rows.jsonl``. A rerun skips the
 rows already there and resumes an interrupted pretraining from its checkpoint,
 so a sweep can be stopped (Ctrl-C) and continued at any time. At the end it

@@ -98,6 +98,17 @@ def test_few_shot_and_label_fraction_curves(trained):
     assert "blobs/few-shot" in evaluations and "blobs/label-fraction" in evaluations
 
 
+def test_probe_reports_the_scratch_curve_beside_the_few_shot_probe(trained):
+    cli, root, run = trained
+    result = cli.json("probe", run, "--shots", "2,5", "--seeds", "2", "--scratch", "--scratch-steps", "3", "--tta", "d4",
+                      "--root", root)
+    assert result["protocol"] == "few-shot-vs-scratch-d4"
+    assert [p["shots"] for p in result["scratch_curve"]] == [2, 5] == [p["shots"] for p in result["curve"]]
+    assert all(p["draws"] == 2 and p["tta"] == "d4" and p["training"]["steps"] == 3 for p in result["scratch_curve"])
+    table = cli("probe", run, "--shots", "2", "--scratch", "--scratch-steps", "2", "--root", root).stderr
+    assert "from scratch" in table
+
+
 def test_finetune_through_cli_compares_with_scratch(trained):
     cli, root, run = trained
     result = cli.json("probe", run, "--finetune", "--finetune-epochs", "1", "--root", root)
@@ -153,6 +164,10 @@ def test_regression_target_through_cli(trained):
     ["--shots", "one"],
     ["--fractions", "1.5"],
     ["--finetune", "--random-init"],
+    ["--scratch"],
+    ["--shots", "5", "--scratch-steps", "9"],
+    ["--shots", "5", "--scratch", "--scratch-steps", "0"],
+    ["--shots", "5", "--scratch", "--random-init"],
     ["--seeds", "0"],
 ])
 def test_bad_probe_requests_are_one_line_errors(trained, args):

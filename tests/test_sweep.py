@@ -17,6 +17,7 @@ TINY = """
 datasets = ["blobs"]
 seeds = [0]
 steps = {steps}
+scratch_steps = 3
 
 [base]
 loss = "simclr"
@@ -62,10 +63,13 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
     assert set(recipes) == {"base", "fixed-temperature", "base-last2-layernorm"}
     # The baselines are scored once per architecture, size and probe: the two recipes probed alike share
     # theirs, and the variant gets its own, probed as it is.
-    assert baselines == {"random_weights", "pixels"} and len(rows) == 7
+    # The from-scratch 10-shot baseline depends on the architecture and input alone: one for all three.
+    assert baselines == {"random_weights", "pixels", "scratch"} and len(rows) == 8
     baseline_keys = {row["key"] for row in rows if row["kind"] == "baseline"}
     assert baseline_keys == {*recipes["base"]["baselines"].values(),
-                             *recipes["base-last2-layernorm"]["baselines"].values()}
+                             *recipes["base-last2-layernorm"]["baselines"].values(), "scratch/blobs/resnet18/16px/p8/none"}
+    scratch = next(row for row in rows if row.get("baseline") == "scratch")["scores"]["10-shot"]
+    assert scratch["draws"] == 5 and scratch["training"]["steps"] == 3 and scratch["tta"] == "d4"
     assert recipes["base-last2-layernorm"]["baselines"]["random_weights"].endswith("/last2/layernorm")
     # A recipe that only probes differently reuses the base's pretraining.
     variant = recipes["base-last2-layernorm"]
@@ -81,10 +85,11 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
     assert (out / "score-vs-compute.png").stat().st_size > 1000
     summary = json.loads((out / "summary.json").read_text())
     assert [line["score"] for line in summary] == sorted((line["score"] for line in summary), reverse=True)
+    assert all("10-shot_scratch" in line["datasets"]["blobs"] for line in summary)
 
     again = _sweep(home, sweep_file, out)
     assert again.returncode == 0 and "pretraining" not in again.stdout
-    assert len(_rows(out)) == 7
+    assert len(_rows(out)) == 8
 
 
 def test_interrupted_sweep_resumes_its_pretraining(blob_store, home, tmp_path):
@@ -118,6 +123,7 @@ def test_bad_sweep_files_are_one_error_line(home, tmp_path):
         "no-length.toml": '[sweep]\ndatasets = ["blobs"]\n[[run]]\nname = "a"\n',
         "bad-option.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nlr = "fast"\n',
         "inapplicable.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nloss = "simclr"\nlam = 0.5\n',
+        "bad-scratch-steps.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\nscratch_steps = "many"\n[[run]]\nname = "a"\n',
         "bad-probe.toml": '[sweep]\ndatasets = ["blobs"]\nsteps = 2\n[[run]]\nname = "a"\nprobe_pool = "max"\n',
     }
     for name, text in cases.items():

@@ -14,6 +14,7 @@ from astrojepa_cli.commands.render import probe_table, snapshot_table
 from astrojepa_cli.console import stderr
 from astrojepa_cli.evaluate.probes.context import collapse_warning
 from astrojepa_cli.evaluate.probes.finetune_config import FinetuneConfig
+from astrojepa_cli.evaluate.probes.scratch_training import ScratchTraining
 
 
 @cli_command
@@ -25,6 +26,8 @@ def probe(
     seeds: Annotated[int, typer.Option(help="Repeat over this many seeds and report mean ± std.")] = 1,
     knn: Annotated[Optional[int], typer.Option("--knn", help="Cosine-similarity weighted kNN with K neighbours instead of the linear probe.")] = None,
     shots: Annotated[Optional[str], typer.Option(help="Few-shot curve: labelled images per class, e.g. 1,10,100.")] = None,
+    scratch: Annotated[bool, typer.Option("--scratch", help="With --shots: also train the same architecture from scratch, end to end with augmentations, on the same labelled images, and report it beside the probe.")] = False,
+    scratch_steps: Annotated[int, typer.Option(help="Full-batch training steps of --scratch (AdamW, cosine decay).")] = ScratchTraining.steps,
     fractions: Annotated[Optional[str], typer.Option(help="Label-fraction curve, e.g. 0.25,0.5,1.0.")] = None,
     finetune: Annotated[bool, typer.Option("--finetune", help="Fine-tune encoder + head, next to the same architecture from scratch.")] = False,
     finetune_epochs: Annotated[int, typer.Option(help="Maximum epochs of --finetune (early stopping on validation loss).")] = FinetuneConfig.epochs,
@@ -55,6 +58,8 @@ def probe(
 
       astrojepa probe RUN --shots 1,10,100 --seeds 5
 
+      astrojepa probe RUN --shots 10 --seeds 5 --scratch --tta d4
+
       astrojepa probe RUN --finetune --finetune-epochs 20
 
       astrojepa probe RUN --data jets --target m0
@@ -70,6 +75,7 @@ def probe(
 
     request = ProbeRequest(
         seeds=seeds, first_seed=seed, knn=knn, target=target, random_init=random_init, finetune=finetune,
+        scratch=scratch, scratch_training=ScratchTraining(steps=scratch_steps),
         shots=parse_list(shots, int, "--shots") if shots is not None else None,
         fractions=parse_list(fractions, float, "--fractions") if fractions is not None else None,
         finetune_config=FinetuneConfig(epochs=finetune_epochs, lr=finetune_lr),

@@ -19,10 +19,14 @@ def probe_table(title: str, result: dict) -> Table:
     """Any probe protocol's result: a curve, fine-tuned against scratch, or one set of metrics."""
     if "curve" in result:
         axis = "shots" if "shots" in result["curve"][0] else "fraction"
+        scratch = {point["shots"]: point for point in result.get("scratch_curve", [])}
         table = Table(axis, "accuracy", "balanced accuracy", "macro F1", "n train", title=title)
+        if scratch:
+            table.add_column("from scratch: balanced accuracy")
         for point in result["curve"]:
             table.add_row(str(point[axis]), _mean_std(point, "accuracy"), _mean_std(point, "balanced_accuracy"),
-                          _mean_std(point, "macro_f1"), f"{point['n_train']:.0f}")
+                          _mean_std(point, "macro_f1"), f"{point['n_train']:.0f}",
+                          *([_mean_std(scratch[point[axis]], "balanced_accuracy")] if scratch else []))
         return table
     if "pretrained" in result:
         metrics = [k for k in REGRESSION_AND_CLASSIFICATION if k in result["pretrained"]]

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sweeping.baseline_keys import scratch_key
 from sweeping.recipes import RANKABLE, Sweep
 
 
 def summary(sweep: Sweep, rows: list[dict]) -> list[dict]:
-    """One line per recipe: per dataset the mean (± std over seeds) of each probe and the gain over random weights."""
+    """One line per recipe: per dataset the mean (± std over seeds) of each probe, the random-weights and
+    pixel scores it is compared with, and (10-shot) the same network trained from scratch on the labels."""
     baselines = {row["key"]: row for row in rows if row["kind"] == "baseline"}
     lines = []
     for name, _ in sweep.recipes:
@@ -35,6 +37,9 @@ def summary(sweep: Sweep, rows: list[dict]) -> list[dict]:
                 pixels = baselines.get(here[0]["baselines"]["pixels"])
                 if pixels:
                     cell[f"{probe}_pixels"] = pixels["scores"][probe]["balanced_accuracy"]
+            scratch = baselines.get(scratch_key(dataset, here[0]["config"]))
+            if scratch:
+                cell["10-shot_scratch"] = scratch["scores"]["10-shot"]["balanced_accuracy"]
             line["datasets"][dataset] = cell
         complete = len(line["datasets"]) == len(sweep.datasets)
         line["score"] = float(np.mean([c[sweep.rank_by] for c in line["datasets"].values()])) if complete else None

@@ -34,6 +34,7 @@ class Sweep:
     rank_by: str = "linear"
     device: str = "cpu"
     tta: str = "d4"
+    scratch_steps: int = 200  # full-batch steps of the from-scratch few-shot baseline
     recipes: list[tuple[str, dict]] = field(default_factory=list)
 
 
@@ -57,9 +58,12 @@ def read_sweep(path: Path) -> Sweep:
         raise UserError(f"{path}: clock must be 'wall' or 'cpu'")
     if "budget" in lengths:
         budget.parse_duration(lengths["budget"])
+    scratch_steps = settings.get("scratch_steps", Sweep.scratch_steps)
+    if not isinstance(scratch_steps, int) or isinstance(scratch_steps, bool) or scratch_steps < 1:
+        raise UserError(f"{path}: scratch_steps must be a whole number of steps, at least 1")
     sweep = Sweep(datasets=list(settings["datasets"]), seeds=list(settings.get("seeds", [0])), length=lengths,
                   clock=settings.get("clock", "wall"), rank_by=settings.get("rank_by", "linear"),
-                  device=settings.get("device", "cpu"), tta=settings.get("tta", "d4"))
+                  device=settings.get("device", "cpu"), tta=settings.get("tta", "d4"), scratch_steps=scratch_steps)
     base = raw.get("base", {})
     for entry in raw.get("run", []):
         entry = dict(entry)

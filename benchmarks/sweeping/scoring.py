@@ -12,13 +12,16 @@ from astrojepa_cli import paths, runs
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import extract, layer_normed
-from astrojepa_cli.evaluate.probes.frozen_protocol import pixel_features, score_features
+from astrojepa_cli.evaluate.probes.frozen_protocol import DRAWS, SHOTS, pixel_features, score_features
+from astrojepa_cli.evaluate.probes.scratch_shots import scratch_shots
+from astrojepa_cli.evaluate.probes.scratch_training import ScratchTraining
 from astrojepa_cli.train import budget
 from astrojepa_cli.train.config import PretrainConfig
 from astrojepa_cli.train.loop import pretrain
 from registry.objective import build_encoder
 
-from sweeping.recipes import PROBE_OPTIONS, Sweep, recipe_config, split_probe_options
+from sweeping.baseline_keys import baseline_key, baselines_of
+from sweeping.recipes import Sweep, recipe_config, split_probe_options
 from sweeping.results import Results
 
 # Options that make a recipe, as opposed to where and how it runs.
@@ -105,26 +108,24 @@ def _compute_seconds(manifest: dict, clock: str, wall_s: float | None, cpu_s: fl
     return None if measured is None else round(measured, 1)
 
 
-def baseline_key(kind: str, dataset: str, config: dict, seed: int, probing: dict) -> str:
-    """The key of a baseline row: what it embeds, at which size, and how it is probed (as the recipe is)."""
-    img = config.get("img_size") or "store"
-    probe = "".join(f"/{probing[k]}" for k in PROBE_OPTIONS if probing[k] != PROBE_OPTIONS[k]
-                    and not (kind == "pixels" and k == "probe_pool"))
-    if kind == "pixels":
-        return f"pixels/{dataset}/{img}px/{config.get('stretch', 'none')}{probe}"
-    return f"random/{dataset}/{config['arch']}/{img}px/p{config.get('patch_size')}/seed{seed}{probe}"
-
-
 def score_baselines(sweep: Sweep, row: dict, results: Results, root: Path | None) -> None:
     """Score (once) the random-weights network and the pixels that ``row`` is compared with, probed as
-    ``row`` is (the same pooling and feature normalisation; pixels have no stages to pool)."""
+    ``row`` is (the same pooling and feature normalisation; pixels have no stages to pool), and the
+    same architecture trained from scratch on the few-shot probe's labelled images."""
     store_path = paths.existing_store(row["dataset"], root)
     info = store.read_info(store_path)
     config, probing = row["config"], row["probe"]
     img_size = config.get("img_size") or info.image_shape[0]
     stretch = config.get("stretch", "none")
-    for kind, key in row["baselines"].items():
+    for kind, key in baselines_of(row).items():
         if results.find(key):
+            continue
+        if kind == "scratch":
+            fresh = lambda draw: build_encoder(config["arch"], info.channels, img_size, config["patch_size"])  # noqa: E731
+            scores = {f"{SHOTS}-shot": scratch_shots(fresh, store_path, info.classes, SHOTS, DRAWS, sweep.device,
+                                                     stretch, sweep.tta, ScratchTraining(steps=sweep.scratch_steps))}
+            results.append({"kind": "baseline", "key": key, "baseline": kind, "dataset": row["dataset"],
+                            "scores": scores, "tta": sweep.tta, "time": runs.now()})
             continue
         if kind == "random_weights":
             torch.manual_seed(row["seed"])

@@ -72,7 +72,9 @@ def split_rows(split: np.ndarray, task: Task, valid_fraction: float, seed: int) 
     return rows
 
 
-class _Model(nn.Module):
+class EncoderWithHead(nn.Module):
+    """An encoder and a linear head on its embedding: the model that fine-tuning and the from-scratch baselines train."""
+
     def __init__(self, encoder: nn.Module, outputs: int) -> None:
         super().__init__()
         self.encoder = encoder
@@ -89,7 +91,7 @@ def _loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
-def _predict(model: _Model, data: loader.DeviceImages, positions: torch.Tensor, img_size: int,
+def _predict(model: EncoderWithHead, data: loader.DeviceImages, positions: torch.Tensor, img_size: int,
              batch_size: int) -> torch.Tensor:
     model.eval()
     return torch.cat([model(centre_view(data.batch(chunk), img_size)) for chunk in positions.split(batch_size)])
@@ -100,7 +102,7 @@ def train_and_score(encoder: nn.Module, task: Task, data: loader.DeviceImages, p
     """Train ``encoder`` + a linear head with AdamW; early stopping on validation loss; test metrics."""
     device = data.device
     torch.manual_seed(seed)
-    model = _Model(encoder, task.outputs).to(device)
+    model = EncoderWithHead(encoder, task.outputs).to(device)
     img_size = encoder_img_size(encoder, data.pixels.shape[-1])
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)

@@ -83,7 +83,7 @@ def probe_run(run: runs.Run, data_name: str, store_path: Path, request: ProbeReq
 
     def score(probed: torch.nn.Module) -> dict:
         return run_protocol(request, lambda: features_of(probed), classes, probed, fresh_encoder, store_path,
-                            device, stretch)
+                            device, stretch, features.tta)
 
     protocol = request.protocol + features.suffix()
     if snapshots:

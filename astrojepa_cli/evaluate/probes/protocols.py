@@ -2,7 +2,8 @@
 
 Protocols: ``linear`` (default), ``knn-K``, ``few-shot``, ``label-fraction``,
 ``finetune`` (classification) and, with a target, ``regression-T`` or
-``finetune-T``. ``--random-init`` appends ``-random-init``. Results go into the
+``finetune-T``. ``--random-init`` appends ``-random-init``; ``few-shot`` with
+``--scratch`` is recorded as ``few-shot-vs-scratch``. Results go into the
 run manifest under ``evaluations["<dataset>/<protocol>"]``.
 """
 
@@ -22,6 +23,8 @@ from astrojepa_cli.evaluate.probes.knn import knn_probe
 from astrojepa_cli.evaluate.probes.label_efficiency import fractions_curve, shots_curve
 from astrojepa_cli.evaluate.probes.linear import linear_probe
 from astrojepa_cli.evaluate.probes.regression import ridge_probe
+from astrojepa_cli.evaluate.probes.scratch_shots import scratch_shots
+from astrojepa_cli.evaluate.probes.scratch_training import ScratchTraining
 from astrojepa_cli.evaluate.probes.seeds import over_seeds
 
 
@@ -36,6 +39,8 @@ class ProbeRequest:
     finetune_config: FinetuneConfig = field(default_factory=FinetuneConfig)
     target: str | None = None
     random_init: bool = False
+    scratch: bool = False
+    scratch_training: ScratchTraining = field(default_factory=ScratchTraining)
 
     def validate(self) -> None:
         chosen = [name for name, given in (("--knn", self.knn is not None), ("--shots", self.shots is not None),
@@ -47,6 +52,12 @@ class ProbeRequest:
             raise UserError(f"--target works with the linear probe or --finetune, not {chosen[0]}")
         if self.finetune and self.random_init:
             raise UserError("--finetune already trains the same architecture from scratch; drop --random-init")
+        if self.scratch and (self.shots is None or self.random_init):
+            raise UserError("--scratch compares the few-shot probe with training from scratch: it needs --shots "
+                            "and no --random-init")
+        if not self.scratch and self.scratch_training != ScratchTraining():
+            raise UserError("--scratch-steps sets the training of --scratch; add --scratch or drop it")
+        self.scratch_training.validate()
         if self.seeds < 1:
             raise UserError("--seeds must be at least 1")
 
@@ -59,7 +70,7 @@ class ProbeRequest:
         elif self.knn is not None:
             name = f"knn-{self.knn}"
         elif self.shots is not None:
-            name = "few-shot"
+            name = "few-shot-vs-scratch" if self.scratch else "few-shot"
         elif self.fractions is not None:
             name = "label-fraction"
         else:
@@ -73,9 +84,10 @@ class ProbeRequest:
 
 def run_protocol(request: ProbeRequest, features: Callable[[], Features], class_names: list[str],
                  encoder: torch.nn.Module, scratch: Callable[[int], torch.nn.Module], store_path: Path,
-                 device: torch.device, stretch: str = "none") -> dict:
+                 device: torch.device, stretch: str = "none", tta: str = "none") -> dict:
     """The result of ``request``: ``features()`` embeds the store (frozen protocols), ``scratch(seed)``
-    builds a freshly initialised encoder of the same architecture (fine-tuning)."""
+    builds a freshly initialised encoder of the same architecture (fine-tuning, and the from-scratch
+    baseline of ``--shots --scratch``, whose test predictions get the probe's ``tta``)."""
     request.validate()
     if request.finetune:
         task = finetuning.task_for(store_path, request.target)
@@ -84,7 +96,12 @@ def run_protocol(request: ProbeRequest, features: Callable[[], Features], class_
             request.first_seed)
     embedded = features()
     if request.shots is not None:
-        return shots_curve(embedded, class_names, request.shots, request.seeds)
+        curve = shots_curve(embedded, class_names, request.shots, request.seeds)
+        if request.scratch:
+            curve["scratch_curve"] = [
+                {"shots": shots, **scratch_shots(scratch, store_path, class_names, shots, request.seeds, device,
+                                                 stretch, tta, request.scratch_training)} for shots in sorted(request.shots)]
+        return curve
     if request.fractions is not None:
         return fractions_curve(embedded, class_names, request.fractions, request.seeds)
     if request.knn is not None:
