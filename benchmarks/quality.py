@@ -8,7 +8,10 @@ In the same run, on the same store and split:
 * the same architecture with random weights -> the same probes;
 * the same architecture trained supervised from scratch (class-weighted
   cross-entropy, the same flips / 90° rotations / crops) within the same budget
-  on all train labels, and for 10 labels per class (mean over 5 draws).
+  on all train labels;
+* and on the 10-shot probe's labelled images (mean over its 5 draws), as
+  ``astrojepa probe --shots 10 --scratch`` trains it
+  (:mod:`astrojepa_cli.evaluate.probes.scratch_shots`).
 
 Usage::
 
@@ -34,7 +37,8 @@ from astrojepa_cli import paths, runs
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.evaluate.features import Features, extract
 from astrojepa_cli.evaluate.probes.frozen_protocol import DRAWS, SHOTS, pixel_features, score_features
-from astrojepa_cli.evaluate.probes.label_efficiency import per_class_sample
+from astrojepa_cli.evaluate.probes.scratch_shots import scratch_shots
+from astrojepa_cli.evaluate.probes.scratch_training import ScratchTraining
 from astrojepa_cli.evaluate.probes.linear import classification_metrics
 from astrojepa_cli.train.config import PretrainConfig, read_config_file
 from astrojepa_cli.train.loop import pretrain
@@ -136,8 +140,8 @@ def main() -> None:
     parser.add_argument("--tta", default="d4", choices=("none", "d4"),
                         help="Average frozen embeddings (and supervised logits) over the 8 rotations/flips.")
     parser.add_argument("--budget-minutes", type=float, default=30.0)
-    parser.add_argument("--few-shot-seconds", type=float, default=60.0,
-                        help="Training time of each 10-labels-per-class supervised draw.")
+    parser.add_argument("--few-shot-steps", type=int, default=ScratchTraining.steps,
+                        help="Full-batch steps of each 10-labels-per-class supervised draw (probe --scratch).")
     parser.add_argument("--no-baselines", action="store_true", help="Score the methods only (recipe search).")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("quality.json"))
@@ -178,12 +182,11 @@ def main() -> None:
     train_rows = np.flatnonzero((arrays.split == "train") & (arrays.labels >= 0))
     results["baselines"]["supervised_all_labels"] = supervised_from_scratch(base, store_path, train_rows, budget_s, 0,
                                                                            device, args.tta)
-    few = [supervised_from_scratch(base, store_path, train_rows[per_class_sample(arrays.labels[train_rows], SHOTS,
-                                                                                 np.random.default_rng(seed))],
-                                   args.few_shot_seconds, seed, device, args.tta)["balanced_accuracy"]
-           for seed in range(DRAWS)]
-    results["baselines"][f"supervised_{SHOTS}_shot"] = {"balanced_accuracy": float(np.mean(few)),
-                                                         "balanced_accuracy_std": float(np.std(few)), "draws": few}
+    info = store.read_info(store_path)
+    img_size = base.img_size or info.image_shape[0]
+    results["baselines"][f"supervised_{SHOTS}_shot"] = scratch_shots(
+        lambda draw: build_encoder(base.arch, info.channels, img_size, base.patch_size), store_path, classes, SHOTS,
+        DRAWS, device, base.stretch, args.tta, ScratchTraining(steps=args.few_shot_steps))
     args.out.write_text(json.dumps(results, indent=2))
 
     print(f"\n| features | linear probe | kNN | {SHOTS}-shot (mean of {DRAWS}) |")

@@ -17,7 +17,7 @@ def test_quality_protocol_runs_end_to_end(blob_store, home, tmp_path):
     done = subprocess.run(
         [sys.executable, str(BENCHMARK), "--data", blob_store, "--methods", "lejepa", "--arch", "vit-t",
          "--img-size", "16", "--batch-size", "16", "--local-views", "2", "--budget-minutes", "0.25",
-         "--few-shot-seconds", "1", "--out", str(out)],
+         "--few-shot-steps", "2", "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -27,7 +27,7 @@ def test_quality_protocol_runs_end_to_end(blob_store, home, tmp_path):
         assert 0.0 <= method[name] <= 1.0
     baselines = results["baselines"]
     assert set(baselines) == {"pixels_pca128", "random_init", "supervised_all_labels", "supervised_10_shot"}
-    assert len(baselines["supervised_10_shot"]["draws"]) == 5
+    assert baselines["supervised_10_shot"]["draws"] == 5 and baselines["supervised_10_shot"]["training"]["steps"] == 2
     # The blobs differ in shape, so raw pixels must separate them far above chance (1/3).
     assert baselines["pixels_pca128"]["linear"] > 0.6
     assert "| supervised from scratch" in done.stdout
