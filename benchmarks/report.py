@@ -26,8 +26,11 @@ from sweeping.recipes import RANKABLE, read_sweep  # noqa: E402
 from sweeping.results import Results  # noqa: E402
 
 RESULTS_MD = ROOT / "docs" / "results.md"
-# (title, sweep file, results folder), in the order they appear.
-STUDIES = [("The CPU recipe study", "benchmarks/studies/cpu-recipes.toml", "benchmarks/results/cpu-recipes")]
+# (title, sweep file, results folder, how its recipes were chosen), in the order they appear.
+STUDIES = [("The CPU recipe study", "benchmarks/studies/cpu-recipes.toml", "benchmarks/results/cpu-recipes",
+            "one factor at a time from the first, then the winners combined"),
+           ("The confirmation at 30 minutes", "benchmarks/studies/cpu-confirm.toml", "benchmarks/results/cpu-confirm",
+            "the study's best recipes at the targets' budget and seeds")]
 PROBE_NAMES = {"linear": "linear", "knn-20": "kNN (k=20)", "10-shot": "10 labels per class"}
 
 INTRO = """# Results on real galaxies
@@ -83,19 +86,26 @@ def _changed(options: dict, base: dict) -> str:
     return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in changed.items()) or "(the base)"
 
 
-def study_section(title: str, sweep_file: str, results_dir: str) -> str:
+def _rows(results_dir: str) -> list[dict]:
+    """The study's rows; none (and no folder made) where it has not run yet."""
+    return Results(ROOT / results_dir).rows() if (ROOT / results_dir).is_dir() else []
+
+
+def study_section(title: str, sweep_file: str, results_dir: str, chosen: str) -> str:
     sweep = read_sweep(ROOT / sweep_file)
-    rows = Results(ROOT / results_dir).rows()
+    rows = _rows(results_dir)
     recipes = [r for r in rows if r["kind"] == "recipe"]
     baselines = {r["key"]: r for r in rows if r["kind"] == "baseline"}
     base = dict(sweep.recipes[0][1])
     length = ", ".join(f"{k} {v}" for k, v in sweep.length.items())
     lines = [f"## {title}", "",
-             f"`{sweep_file}`: {len(sweep.recipes)} recipes, one factor at a time from the first; "
+             f"`{sweep_file}`: {len(sweep.recipes)} recipes, {chosen}; "
              f"{len({r['name'] for r in recipes})} of them scored so far, {len(recipes)} pretraining runs "
              f"(datasets: {', '.join(sweep.datasets)}; seeds {sweep.seeds}; {length} each, clock "
              f"{sweep.clock}).", "",
              "```bash", f"python benchmarks/sweep.py {sweep_file} --out {results_dir}", "```", ""]
+    if not recipes:
+        return "\n".join(lines + ["No run has finished yet.", ""])
     machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in recipes})
     if machines:
         lines += ["Machines: " + "; ".join(_machine(json.loads(m)) for m in machines) + ".", ""]
@@ -140,17 +150,18 @@ def study_section(title: str, sweep_file: str, results_dir: str) -> str:
     return "\n".join(lines)
 
 
-def targets_section(title: str, sweep_file: str, results_dir: str) -> str:
+def targets_section(title: str, sweep_file: str, results_dir: str, chosen: str) -> str:
     """Where the study's best recipes stand against the targets (defined at 30 minutes and 3 seeds)."""
     sweep = read_sweep(ROOT / sweep_file)
-    ranked = [line for line in summary(sweep, Results(ROOT / results_dir).rows()) if line["score"] is not None]
+    ranked = [line for line in summary(sweep, _rows(results_dir)) if line["score"] is not None]
     if not ranked:
         return ""
     best = ranked[0]
     lejepa = next((line for line in ranked if dict(sweep.recipes)[line["name"]].get("loss") == "lejepa"), None)
     lines = [f"### {title}: the best recipe so far against the targets", "",
              f"The best recipe by the ranking above is `{best['name']}`. The targets are defined for a "
-             "30-minute budget and the mean of 3 seeds; these rows are one seed at the study's budget.", "",
+             f"30-minute budget and the mean of 3 seeds; these rows are the mean of {_seeds(best)} at "
+             f"{_length(sweep)} of pretraining.", "",
              "| dataset | target | needed | measured | met |", "|---|---|---:|---:|---|"]
     checks = {
         "gz1-48": [("linear probe", "linear", None, 0.70), ("linear − random weights", "linear", "random", 0.08),
@@ -174,6 +185,16 @@ def targets_section(title: str, sweep_file: str, results_dir: str) -> str:
         lines.append(f"| both | best LeJEPA (`{lejepa['name']}`) within 0.03 of the best | 0.03 | {gap:.3f} | "
                      f"{'yes' if gap <= 0.03 else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def _seeds(line: dict) -> str:
+    counts = sorted({cell["seeds"] for cell in line["datasets"].values()})
+    return " or ".join(map(str, counts)) + (" seed" if counts == [1] else " seeds")
+
+
+def _length(sweep) -> str:
+    return ", ".join(f"{v} {k}" if k != "budget" else f"a {v} budget ({sweep.clock} clock)"
+                     for k, v in sweep.length.items())
 
 
 def _delta(cell: dict, probe: str, against: str) -> str:

@@ -78,9 +78,10 @@ PLOT_FILE = "score-vs-compute.png"
 def run_sweep(sweep: Sweep, out: Path, root: Path | None) -> list[dict]:
     results = Results(out)
     os.environ[budget.CLOCK_VARIABLE] = sweep.clock
-    for name, options in sweep.recipes:
-        for dataset in sweep.datasets:
-            for seed in sweep.seeds:
+    # Seeds outermost: a sweep stopped part-way has every recipe at its first seeds, a fair ranking.
+    for seed in sweep.seeds:
+        for name, options in sweep.recipes:
+            for dataset in sweep.datasets:
                 key = f"{name}/{dataset}/seed{seed}"
                 row = results.find(key)
                 if row is None:
