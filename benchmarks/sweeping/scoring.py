@@ -120,6 +120,7 @@ def score_baselines(sweep: Sweep, row: dict, results: Results, root: Path | None
     for kind, key in baselines_of(row).items():
         if results.find(key):
             continue
+        print(f"[{row['key']}] scoring the baseline {key}", flush=True)
         if kind == "scratch":
             fresh = lambda draw: build_encoder(config["arch"], info.channels, img_size, config["patch_size"])  # noqa: E731
             scores = {f"{SHOTS}-shot": scratch_shots(fresh, store_path, info.classes, SHOTS, DRAWS, sweep.device,
