@@ -107,8 +107,8 @@ def study_section(title: str, sweep_file: str, results_dir: str, chosen: str) ->
     if not recipes:
         return "\n".join(lines + ["No run has finished yet.", ""])
     machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in recipes})
-    if machines:
-        lines += ["Machines: " + "; ".join(_machine(json.loads(m)) for m in machines) + ".", ""]
+    lines += ["Machines (the step count a budget buys depends on the machine; each run names its own): "
+              + "; ".join(f"{_LETTERS[i]}: {_machine(json.loads(m))}" for i, m in enumerate(machines)) + ".", ""]
     if (ROOT / results_dir / "score-vs-compute.png").exists():
         lines += [f"![score against compute](../{results_dir}/score-vs-compute.png)", ""]
     ranked = summary(sweep, rows)
@@ -135,16 +135,17 @@ def study_section(title: str, sweep_file: str, results_dir: str, chosen: str) ->
         lines += [f"### Every run on {dataset}", "",
                   "Each probe: balanced accuracy / accuracy / macro-F1; 10-shot: mean ± std of the balanced "
                   "accuracy over 5 draws. RankMe: effective rank of the embeddings at the last epoch end.", "",
-                  "| recipe | seed | steps | epochs | RankMe | linear | kNN | 10-shot |",
-                  "|---|---:|---:|---:|---:|---|---|---|"]
+                  "| recipe | seed | machine | steps | epochs | RankMe | linear | kNN | 10-shot |",
+                  "|---|---:|---|---:|---:|---:|---|---|---|"]
         order = {name: i for i, (name, _) in enumerate(sweep.recipes)}
         for row in sorted(here, key=lambda r: (order.get(r["name"], 1e9), r["seed"])):
-            lines.append(f"| {row['name']} | {row['seed']} | {row['steps']} | {row['epochs']:.1f} | "
+            lines.append(f"| {row['name']} | {row['seed']} | {_machine_letter(row['machine'], machines)} | "
+                         f"{row['steps']} | {row['epochs']:.1f} | "
                          f"{_cell(row.get('effective_rank'))[:5]} | " + " | ".join(_probe(row["scores"], p)
                                                                                  for p in RANKABLE) + " |")
         used = sorted({k for r in here for k in baselines_of(r).values() if k in baselines})
         for key in used:
-            lines.append(f"| baseline: {key} | | | | | " + " | ".join(_probe(baselines[key]["scores"], p)
+            lines.append(f"| baseline: {key} | | | | | | " + " | ".join(_probe(baselines[key]["scores"], p)
                                                                     for p in RANKABLE) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -210,6 +211,13 @@ def _probe(scores: dict, probe: str) -> str:
     if probe == "10-shot":
         return f"{head} ± {s['balanced_accuracy_std']:.3f}"
     return f"{head} / {s['accuracy']:.3f} / {s['macro_f1']:.3f}"
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _machine_letter(machine: dict, machines: list[str]) -> str:
+    return _LETTERS[machines.index(json.dumps(machine, sort_keys=True))]
 
 
 def _machine(machine: dict) -> str:
