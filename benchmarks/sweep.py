@@ -85,7 +85,7 @@ def run_sweep(sweep: Sweep, out: Path, root: Path | None) -> list[dict]:
                 key = f"{name}/{dataset}/seed{seed}"
                 row = results.find(key)
                 if row is None:
-                    shared = same_pretraining(results, options, dataset, seed)
+                    shared = same_pretraining(results, options, dataset, seed, root)
                     print(f"[{key}] " + (f"scoring the pretraining of {shared['key']}" if shared else "pretraining"),
                           flush=True)
                     row = score_recipe(sweep, name, options, dataset, seed, results, root, shared)

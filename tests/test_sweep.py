@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,15 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
     again = _sweep(home, sweep_file, out)
     assert again.returncode == 0 and "pretraining" not in again.stdout
     assert len(_rows(out)) == 8
+
+    # A probe variant added after its pretraining's run was deleted (or the sweep moved to another
+    # machine) pretrains anew instead of failing on the missing run.
+    shutil.rmtree(home / "runs" / recipes["base"]["run_id"])
+    sweep_file.write_text(TINY.format(steps=3) + '\n[[run]]\nname = "base-layernorm"\nprobe_norm = "layernorm"\n')
+    later = _sweep(home, sweep_file, out)
+    assert later.returncode == 0, later.stderr[-3000:]
+    variant = next(row for row in _rows(out) if row.get("name") == "base-layernorm")
+    assert variant["pretraining_shared_with"] is None and variant["run_id"] != recipes["base"]["run_id"]
 
 
 def test_interrupted_sweep_resumes_its_pretraining(blob_store, home, tmp_path):

@@ -52,11 +52,21 @@ def _pretrain_resumably(config: PretrainConfig, key: str, results: Results, root
     return runs.open_run(result.run_id, root), time.perf_counter() - wall, cpu_s
 
 
-def same_pretraining(results: Results, options: dict, dataset: str, seed: int) -> dict | None:
-    """A finished row whose pretraining is this recipe's (it differs only in how it is probed)."""
+def same_pretraining(results: Results, options: dict, dataset: str, seed: int, root: Path | None) -> dict | None:
+    """A finished row whose pretraining is this recipe's (it differs only in how it is probed) and whose
+    run is still in the run store (a sweep continued on another machine, or after ``runs rm``, has lost it)."""
     pretraining = split_probe_options(options)[0]
     return next((row for row in results.rows() if row["kind"] == "recipe" and row["dataset"] == dataset
-                 and row["seed"] == seed and split_probe_options(row["options"])[0] == pretraining), None)
+                 and row["seed"] == seed and split_probe_options(row["options"])[0] == pretraining
+                 and _in_store(row["run_id"], root)), None)
+
+
+def _in_store(run_id: str, root: Path | None) -> bool:
+    try:
+        runs.open_run(run_id, root)
+    except UserError:
+        return False
+    return True
 
 
 def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int, results: Results,
