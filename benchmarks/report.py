@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sweeping.baseline_keys import baselines_of  # noqa: E402
-from sweeping.ranking import summary  # noqa: E402
+from sweeping.ranking import delta, summary  # noqa: E402
 from sweeping.recipes import RANKABLE, read_sweep  # noqa: E402
 from sweeping.results import Results  # noqa: E402
 
@@ -124,7 +124,7 @@ def study_section(title: str, sweep_file: str, results_dir: str, chosen: str) ->
             cells += ["–", "–"] if c is None else [
                 f"{c['linear']:.3f} ({c['linear'] - c['linear_random']:+.3f})" if "linear_random" in c else
                 f"{c['linear']:.3f}",
-                f"{c['10-shot']:.3f} ({_delta(c, '10-shot', 'random')}, {_delta(c, '10-shot', 'scratch')})"]
+                f"{c['10-shot']:.3f} ({delta(c, '10-shot')}, {delta(c, '10-shot', 'scratch')})"]
         lines.append(f"| {rank} | {line['name']} | {_changed(options[line['name']], base)} | "
                      f"{_cell(line['score'])} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -196,11 +196,6 @@ def _seeds(line: dict) -> str:
 def _length(sweep) -> str:
     return ", ".join(f"{v} {k}" if k != "budget" else f"a {v} budget ({sweep.clock} clock)"
                      for k, v in sweep.length.items())
-
-
-def _delta(cell: dict, probe: str, against: str) -> str:
-    key = f"{probe}_{against}"
-    return f"{cell[probe] - cell[key]:+.3f}" if key in cell else "–"
 
 
 def _probe(scores: dict, probe: str) -> str:

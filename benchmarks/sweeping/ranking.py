@@ -66,8 +66,8 @@ def print_table(sweep: Sweep, lines: list[dict]) -> None:
             if c is None:
                 cells += ["–"] * 6
                 continue
-            cells += [f"{c['epochs']:.0f}", _mean_std(c, "linear"), _delta(c, "linear"), _mean_std(c, "10-shot"),
-                      _delta(c, "10-shot"), f"{c['knn-20']:.3f}"]
+            cells += [f"{c['epochs']:.0f}", _mean_std(c, "linear"), delta(c, "linear"), _mean_std(c, "10-shot"),
+                      delta(c, "10-shot"), f"{c['knn-20']:.3f}"]
         table.add_row(*cells)
     Console(width=max(160, 40 + 60 * len(sweep.datasets))).print(table)
 
@@ -76,8 +76,10 @@ def _mean_std(cell: dict, probe: str) -> str:
     return f"{cell[probe]:.3f}" + (f"±{cell[f'{probe}_std']:.3f}" if cell["seeds"] > 1 else "")
 
 
-def _delta(cell: dict, probe: str) -> str:
-    return f"{cell[probe] - cell[f'{probe}_random']:+.3f}" if f"{probe}_random" in cell else "–"
+def delta(cell: dict, probe: str, against: str = "random") -> str:
+    """A summary cell's gain over a baseline (``random``, ``pixels`` or ``scratch``), or – where it has none."""
+    key = f"{probe}_{against}"
+    return f"{cell[probe] - cell[key]:+.3f}" if key in cell else "–"
 
 
 def plot_score_vs_compute(sweep: Sweep, lines: list[dict], path: Path) -> None:
