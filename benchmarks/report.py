@@ -32,6 +32,10 @@ STUDIES = [("The CPU recipe study", "benchmarks/studies/cpu-recipes.toml", "benc
            ("The confirmation at 30 minutes", "benchmarks/studies/cpu-confirm.toml", "benchmarks/results/cpu-confirm",
             "the study's best recipes at the targets' budget and seeds")]
 PROBE_NAMES = {"linear": "linear", "knn-20": "kNN (k=20)", "10-shot": "10 labels per class"}
+# Each CPU preset of astrojepa_cli/train/presets.py and the recipe it ships, by name in each study
+# above (tests/test_sweep.py checks that the preset's options are the recipe's).
+PRESET_RECIPES = {"small-cpu": ("probe-last2", "simclr-last2"),
+                  "lejepa-cpu": ("lejepa-lam-0.2-last2", "lejepa-lam-0.2-last2")}
 
 INTRO = """# Results on real galaxies
 
@@ -220,6 +224,28 @@ def _machine(machine: dict) -> str:
             f"AVX-512 {'yes' if machine['avx512'] else 'no'}" + (f", GPU {machine['gpu']}" if machine.get("gpu") else ""))
 
 
+def presets_section() -> str:
+    """What each CPU preset scored: the linear probe of its recipe in every study, per dataset."""
+    studies = [(title, read_sweep(ROOT / sweep_file), _rows(results_dir)) for title, sweep_file, results_dir, _ in STUDIES]
+    header = ["preset", *(f"{title}: {dataset} linear" for title, sweep, _ in studies for dataset in sweep.datasets)]
+    lines = ["## The presets", "",
+             "`pretrain --preset small-cpu` (what `pretrain` uses on a machine without a GPU when no recipe option is "
+             "given) and `--preset lejepa-cpu` are the recipes named here, with `--budget 30m`; the recipe's probe "
+             "pooling is the preset's `--embedding-pool`, the run's embedding that `probe`, `embed`, `anomalies` and "
+             "`similar` use. Linear balanced accuracy, mean ± std over the seeds scored (their number in brackets):",
+             "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for preset, names in PRESET_RECIPES.items():
+        cells = []
+        for (_, sweep, rows), name in zip(studies, names):
+            line = next((line for line in summary(sweep, rows) if line["name"] == name), {"datasets": {}})
+            for dataset in sweep.datasets:
+                cell = line["datasets"].get(dataset)
+                cells.append(f"`{name}` {_cell(cell['linear'], cell['linear_std'])} ({cell['seeds']})" if cell
+                             else f"`{name}` –")
+        lines.append(f"| `{preset}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def diagnosis_section() -> str:
     files = sorted((ROOT / "benchmarks" / "results").glob("diagnosis-*.json"))
     if not files:
@@ -230,7 +256,7 @@ def diagnosis_section() -> str:
 
 def render() -> str:
     parts = ([INTRO] + [section for study in STUDIES for section in (study_section(*study), targets_section(*study))]
-             + [diagnosis_section(), OUTRO])
+             + [presets_section(), diagnosis_section(), OUTRO])
     return "\n".join(part for part in parts if part).rstrip() + "\n"
 
 

@@ -154,3 +154,39 @@ def test_embeddings_use_the_runs_intensity_stretch(trained):
     unstretched = feature_extraction.extract(encoder, store_path, stretch="none").embeddings
     np.testing.assert_allclose(embedded, as_trained, atol=1e-5)
     assert not np.allclose(embedded, unstretched, atol=1e-3)
+
+
+def test_the_runs_embedding_pool_is_what_every_evaluating_command_uses(trained, tmp_path):
+    cli, root, _ = trained
+    run = cli.json("pretrain", "--data", "blobs", *FAST, "--embedding-pool", "last2", "--root", root)["run_id"]
+    encoder = runs.load_encoder(runs.open_run(run, root))
+    store_path = root / "data" / "blobs.h5"
+    last2 = feature_extraction.extract(encoder, store_path, pool="last2").embeddings
+    assert last2.shape == (96, 2 * 192)  # the last two ViT blocks' token means, concatenated
+
+    embedded = cli.json("embed", run, "--root", root)
+    assert (embedded["pool"], embedded["dim"]) == ("last2", 384)
+    np.testing.assert_allclose(load_file(embedded["path"])["embeddings"].numpy(), last2, atol=1e-5)
+    assert cli.json("embed", run, "--pool", "mean", "--out", tmp_path / "mean.npy", "--root", root)["dim"] == 192
+    assert np.load(tmp_path / "mean.npy").shape == (96, 192)
+
+    assert cli.json("probe", run, "--root", root)["protocol"] == "linear-last2"
+    assert cli.json("probe", run, "--pool", "mean", "--root", root)["protocol"] == "linear"
+
+    query = str(store.load(store_path, with_images=False).ids[0])
+    similarities = {pool: [n["similarity"] for n in cli.json("similar", run, "--id", query, "--k", "5",
+                                                              *pool_flag, "--root", root)["neighbours"]]
+                    for pool, pool_flag in (("run's", ()), ("last2", ("--pool", "last2")), ("mean", ("--pool", "mean")))}
+    assert similarities["run's"] == similarities["last2"] != similarities["mean"]
+
+    cli.json("export", run, "--format", "timm", "--out", tmp_path / "export", "--root", root)
+    assert json.loads((tmp_path / "export" / "config.json").read_text())["astrojepa"]["embedding_pool"] == "last2"
+
+
+def test_an_embedding_pool_the_commands_cannot_use_is_refused(trained):
+    cli, root, run = trained
+    result = cli("pretrain", "--data", "blobs", *FAST, "--embedding-pool", "cls", "--root", root, expect=2)
+    assert result.stderr.startswith("error: --embedding-pool must be one of mean, last2")
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = cli("probe", run, "--pool", "median", "--root", root, expect=2)
+    assert result.stderr.strip() == "error: --pool must be one of mean, cls, last2 (got median)"

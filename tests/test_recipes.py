@@ -61,6 +61,7 @@ def test_preset_scales_and_noise_reach_the_run(cli, blob_store, home):
     assert config["preset"] == "small-cpu"
     assert config["global_scale"] == [0.5, 1.0] and config["view_noise"] == 0.1
     assert config["arch"] == "vit-t" and config["loss"] == "simclr"  # flags beat the preset
+    assert config["embedding_pool"] == "last2"  # the preset's embedding, which probe and embed then use
 
 
 @pytest.mark.parametrize("args, message", [

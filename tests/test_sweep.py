@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 SWEEP = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep.py"
+sys.path.insert(0, str(SWEEP.parent))
+
+from sweeping.recipes import split_probe_options  # noqa: E402
 
 TINY = """
 [sweep]
@@ -150,3 +153,30 @@ def test_results_page_is_generated_from_the_committed_results():
     report = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
     done = subprocess.run([sys.executable, str(report), "--check"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_recipe_is_probed_as_its_runs_embedding_unless_it_says_otherwise():
+    assert split_probe_options({"lr": 1e-3}, "last2") == ({"lr": 1e-3}, {"probe_pool": "last2", "probe_norm": "standard"})
+    assert split_probe_options({"probe_pool": "mean"}, "last2")[1]["probe_pool"] == "mean"
+    assert split_probe_options({"embedding_pool": "last2"})[0] == {"embedding_pool": "last2"}
+
+
+def test_each_cpu_preset_ships_the_recipe_the_studies_scored():
+    from report import PRESET_RECIPES, ROOT, STUDIES
+
+    from astrojepa_cli.train.presets import PRESETS
+    from sweeping.recipes import read_sweep, recipe_config
+
+    assert set(PRESET_RECIPES) == {"small-cpu", "lejepa-cpu"}
+    for preset, names in PRESET_RECIPES.items():
+        shipped = PRESETS[preset]
+        assert shipped["budget"] == "30m"
+        for (_, sweep_file, _, _), name in zip(STUDIES, names):
+            sweep = read_sweep(ROOT / sweep_file)
+            options = dict(sweep.recipes)[name]
+            scored = recipe_config(sweep, options, sweep.datasets[0], 0, name=name)
+            probed_as = split_probe_options(options, scored.embedding_pool)[1]["probe_pool"]
+            for key, value in shipped.items():
+                if key not in ("budget", "embedding_pool"):  # the study's runs were probed as the preset embeds
+                    assert getattr(scored, key) == value, (preset, sweep_file, name, key)
+            assert probed_as == shipped["embedding_pool"], (preset, sweep_file, name)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from astrojepa_cli.commands.common import (
-    DataOption, DeviceOption, JsonOption, RootOption, RunArgument, TtaOption, cli_command, report,
+    DataOption, DeviceOption, JsonOption, PoolOption, RootOption, RunArgument, TtaOption, cli_command, report,
 )
 from astrojepa_cli.commands.evaluated_run import frozen_features, open_with_data, record_evaluation
 from astrojepa_cli.commands.render import anomaly_report
@@ -24,6 +24,7 @@ def anomalies(
     eval_class: Annotated[Optional[str], typer.Option(help="Treat this class as the anomaly: report ROC-AUC and precision@TOP.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the iforest score.")] = 0,
     tta: TtaOption = "none",
+    pool: PoolOption = None,
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -43,7 +44,7 @@ def anomalies(
     from astrojepa_cli.evaluate.features import tta_suffix
 
     run, data_name, store_path = open_with_data(run_ref, data, root)
-    features, encoder = frozen_features(run, store_path, device, tta)
+    features, encoder = frozen_features(run, store_path, device, tta, pool)
     result = find_anomalies(features, store_path, store.read_info(store_path).classes, scorer, k, top,
                             run.dir / "anomalies" / f"{data_name}-{scorer}", eval_class, seed)
     record_evaluation(run, f"{data_name}/anomalies-{scorer}{tta_suffix(tta)}", {**result, "top": len(result["top"])},

@@ -36,6 +36,10 @@ DataOption = Annotated[Optional[str], typer.Option("--data", help="Store name (d
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 TtaOption = Annotated[str, typer.Option(
     "--tta", help="none, or d4: average the embeddings of the 8 rotations/flips of each image.")]
+PoolOption = Annotated[Optional[str], typer.Option(
+    "--pool", help="mean (the encoder's pooled output), cls (ViTs with a class token) or last2 (the last two "
+                   "stages' means, concatenated); default: the run's embedding (pretrain --embedding-pool).",
+    show_default=False)]
 
 
 class Settings:

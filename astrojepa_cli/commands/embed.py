@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -9,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from astrojepa_cli.commands.common import (
-    DataOption, DeviceOption, JsonOption, RootOption, RunArgument, TtaOption, cli_command, report,
+    DataOption, DeviceOption, JsonOption, PoolOption, RootOption, RunArgument, TtaOption, cli_command, report,
 )
 from astrojepa_cli.commands.evaluated_run import open_with_data
 from astrojepa_cli.console import stderr
@@ -22,7 +23,7 @@ def embed(
     data: DataOption = None,
     out: Annotated[Optional[str], typer.Option(help="Output file, or '-' for stdout (default: RUN/embeddings/DATA.FORMAT).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="safetensors, npy, parquet, csv, fits or votable (default: from --out's suffix, else safetensors).")] = None,
-    pool: Annotated[str, typer.Option("--pool", help="mean (every encoder) or cls (ViTs with a class token).")] = "mean",
+    pool: PoolOption = None,
     tta: TtaOption = "none",
     device: DeviceOption = "auto",
     root: RootOption = None,
@@ -57,12 +58,14 @@ def embed(
         raise UserError("--json and --out - both write to stdout; choose one")
     run, data_name, store_path = open_with_data(run_ref, data, root)
     encoder = runs.load_encoder(run)
+    pool = pool or runs.run_pool(run.manifest)
     feature_extraction.check_pool(encoder, pool)
     feature_extraction.check_tta(tta)
     meta = store.load(store_path, with_images=False)
-    n, dim = len(meta.ids), encoder.embed_dim
     chunks = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
                                                 runs.run_stretch(run.manifest), tta=tta)
+    first = next(chunks)  # the pooling sets the width (last2 concatenates two stages)
+    chunks, n, dim = itertools.chain([first], chunks), len(meta.ids), first.shape[1]
     arguments = (fmt, chunks, meta, store.read_info(store_path).classes, dim)
     metadata = {"run_id": run.id, "dataset": data_name, "pool": pool, "tta": tta}
     if out == "-":

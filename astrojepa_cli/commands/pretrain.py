@@ -69,6 +69,10 @@ def pretrain(
         help="Wall-clock budget, e.g. 30m or 1h: a short calibration sets the step count so the schedule ends "
              "on time (replaces --epochs; --max-steps still caps it).")] = None,
     stretch: Annotated[str, typer.Option(help="Intensity stretch at load time: none, asinh or zscore.")] = _D.stretch,
+    embedding_pool: Annotated[str, typer.Option(
+        help="The run's embedding, which probe, embed, anomalies, similar and plot use unless given --pool: "
+             "mean (the encoder's pooled output) or last2 (the last two stages' means, concatenated).")
+    ] = _D.embedding_pool,
     train_splits: Annotated[Optional[str], typer.Option(
         help="Store splits to pretrain on, a comma list such as train,valid (default: every split; "
              "pretraining reads no labels).", show_default=False)] = None,

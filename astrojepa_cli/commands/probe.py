@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from astrojepa_cli.commands.common import (
-    DataOption, DeviceOption, JsonOption, RootOption, RunArgument, TtaOption, cli_command, report,
+    DataOption, DeviceOption, JsonOption, PoolOption, RootOption, RunArgument, TtaOption, cli_command, report,
 )
 from astrojepa_cli.commands.evaluated_run import open_with_data, record_evaluation
 from astrojepa_cli.commands.render import probe_table, snapshot_table
@@ -36,9 +36,7 @@ def probe(
     snapshots: Annotated[bool, typer.Option("--snapshots", help="Probe every encoder kept by 'pretrain --keep-encoders' and rank-correlate its training loss with balanced accuracy.")] = False,
     max_snapshots: Annotated[Optional[int], typer.Option(help="With --snapshots: probe at most this many, evenly spaced.")] = None,
     tta: TtaOption = "none",
-    pool: Annotated[str, typer.Option(
-        "--pool", help="mean (the encoder's embedding), cls (ViTs with a class token) or last2 (the last two "
-                       "stages' means, concatenated).")] = "mean",
+    pool: PoolOption = None,
     feature_norm: Annotated[str, typer.Option(
         help="standard (per feature) or layernorm (each image's features standardised first).")] = "standard",
     device: DeviceOption = "auto",

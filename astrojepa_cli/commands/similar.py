@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from astrojepa_cli.commands.common import (
-    DeviceOption, JsonOption, RootOption, RunArgument, cli_command, report,
+    DeviceOption, JsonOption, PoolOption, RootOption, RunArgument, cli_command, report,
 )
 from astrojepa_cli.commands.evaluated_run import open_with_data
 from astrojepa_cli.commands.render import neighbour_table
@@ -23,6 +23,7 @@ def similar(
     k: Annotated[int, typer.Option("--k", help="How many neighbours to list.")] = 10,
     data: Annotated[Optional[str], typer.Option("--data", help="Store to search (default: the run's training data).")] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write the mosaic as PDF.")] = False,
+    pool: PoolOption = None,
     device: DeviceOption = "auto",
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -42,5 +43,6 @@ def similar(
 
     run, data_name, store_path = open_with_data(run_ref, data, root)
     result = similar_objects(runs.load_encoder(run), store_path, k, run.dir / "similar", object_id, image,
-                             resolve_device(device), runs.run_stretch(run.manifest), pdf)
+                             resolve_device(device), runs.run_stretch(run.manifest), pdf,
+                             pool or runs.run_pool(run.manifest))
     report(result, json_output, lambda: stderr.print(neighbour_table(data_name, result), highlight=False))

@@ -38,10 +38,14 @@ def encoder_img_size(encoder: torch.nn.Module, default: int) -> int:
     return int(getattr(encoder, "input_size", None) or encoder.timm_spec.get("img_size", default))
 
 
-def check_pool(encoder: torch.nn.Module, pool: str) -> None:
-    """``mean`` works for every encoder; ``cls`` needs a ViT with a class token."""
+def check_pool_name(pool: str) -> None:
     if pool not in POOLS:
         raise UserError(f"--pool must be one of {', '.join(POOLS)} (got {pool})")
+
+
+def check_pool(encoder: torch.nn.Module, pool: str) -> None:
+    """``mean`` and ``last2`` work for every encoder; ``cls`` needs a ViT with a class token."""
+    check_pool_name(pool)
     if pool == "cls" and getattr(encoder.backbone, "cls_token", None) is None:
         raise UserError(f"encoder {encoder.timm_spec['model_name']} has no class token (astrojepa's ViTs are built "
                         "without one and mean-pool their patch tokens); use --pool mean")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from astrojepa_cli.errors import UserError
+from astrojepa_cli.evaluate.probes.context import linear_key
 from astrojepa_cli.runs import Run
 
 HEADLINE_METRICS = ("balanced_accuracy", "rmse", "roc_auc")
@@ -70,13 +71,14 @@ def loss_metric_spearman(runs: list[Run], evaluation: str | None, metric: str) -
     ρ is Pearson's correlation of the ranks (scipy.stats.spearmanr). LeJEPA (Balestriero
     & LeCun 2025) reports that the training loss ranks models like their probe accuracy
     does, which is ρ near -1 here: a lower loss, a higher accuracy. ``evaluation``
-    defaults to ``<run's dataset>/linear``.
+    defaults to each run's plain ``astrojepa probe``: the linear probe of its own embedding on its
+    training data (``<dataset>/linear``, ``<dataset>/linear-last2`` for a ``last2`` run).
     """
     if len(runs) < MIN_RUNS_FOR_SPEARMAN:
         raise UserError(f"--spearman needs at least {MIN_RUNS_FOR_SPEARMAN} runs, got {len(runs)}")
     losses, values = [], []
     for run in runs:
-        key = evaluation or f"{run.manifest.get('dataset', {}).get('name')}/linear"
+        key = evaluation or linear_key(run.manifest, run.manifest.get("dataset", {}).get("name"))
         record = run.manifest.get("evaluations", {}).get(key)
         if record is None or not isinstance(record.get(metric), (int, float)):
             raise UserError(f"run {run.id} has no '{metric}' in evaluation '{key}'; run 'astrojepa probe {run.id}' first")
@@ -85,7 +87,7 @@ def loss_metric_spearman(runs: list[Run], evaluation: str | None, metric: str) -
         losses.append(final_loss(run))
         values.append(float(record[metric]))
     return {**rank_correlation(losses, values), "metric": metric, "final_loss": losses, "values": values,
-            "evaluation": evaluation or "<dataset>/linear"}
+            "evaluation": evaluation or "<dataset>/linear of the run's embedding"}
 
 
 def rank_correlation(losses: list[float], values: list[float]) -> dict:

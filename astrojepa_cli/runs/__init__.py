@@ -6,7 +6,7 @@ tensors, ``manage`` the deletion and naming of runs; all are re-exported here, s
 from astrojepa_cli.runs.manage import delete_run, name_run
 from astrojepa_cli.runs.store import (
     ENCODER_FILE, MANIFEST_SCHEMA_VERSION, SNAPSHOT_DIR, LATEST_STATUSES, STATUSES, Run, create_run, environment,
-    fail_unfinished, list_runs, now, open_run, owner, read_metrics, run_stretch, steady_images_per_second,
+    fail_unfinished, list_runs, now, open_run, owner, read_metrics, run_pool, run_stretch, steady_images_per_second,
     unfinished_note,
 )
 from astrojepa_cli.runs.weights import (
@@ -31,6 +31,7 @@ __all__ = [
     "open_run",
     "owner",
     "read_metrics",
+    "run_pool",
     "run_stretch",
     "steady_images_per_second",
     "unfinished_note",

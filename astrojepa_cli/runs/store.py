@@ -274,6 +274,11 @@ def run_stretch(manifest: dict) -> str:
     return manifest.get("config", {}).get("stretch") or "none"
 
 
+def run_pool(manifest: dict) -> str:
+    """The pooling of a run's embedding (``pretrain --embedding-pool``; ``mean`` for runs that predate it)."""
+    return manifest.get("config", {}).get("embedding_pool") or "mean"
+
+
 def unfinished_note(run: Run) -> str | None:
     """A warning for evaluating a run that did not complete: which of its steps its encoder holds."""
     status = run.manifest.get("status")

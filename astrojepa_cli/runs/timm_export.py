@@ -21,7 +21,7 @@ import numpy as np
 from astrojepa_cli.atomic import write_json
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.runs.store import Run, run_stretch
+from astrojepa_cli.runs.store import Run, run_pool, run_stretch
 from astrojepa_cli.runs.weights import load_encoder, save_tensors
 
 WEIGHTS_FILE = "model.safetensors"
@@ -66,6 +66,7 @@ def timm_config(run: Run, timm_spec: dict, num_features: int) -> dict:
         "astrojepa": {"run_id": run.id, "arch": run.manifest.get("config", {}).get("arch"),
                       "loss": run.manifest.get("config", {}).get("loss"), "dataset": dataset.get("name"),
                       "pixel_scale": scale, "stretch": run_stretch(run.manifest),
+                      "embedding_pool": run_pool(run.manifest),
                       "store_image_size": info.image_shape[0]},
     }
 

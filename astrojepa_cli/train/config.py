@@ -19,6 +19,10 @@ from astrojepa_cli.train.method_options import check_method_options
 from registry.objective_config import ObjectiveConfig, lists_to_tuples
 
 PRECISIONS = ("auto", "bf16", "fp32")
+# How a run's images become one embedding when the evaluating commands (probe, embed, anomalies,
+# similar, plot) are not told: the encoder's own pooled output, or the last two stages' means
+# concatenated (astrojepa_cli.evaluate.features.pooled). Recorded in the run's config.
+EMBEDDING_POOLS = ("mean", "last2")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 NAN_POLICIES = ("stop", "skip")
 # (start, end) of the cosine weight-decay schedule: I-JEPA (Assran et al. 2023) ramps 0.04 -> 0.4;
@@ -53,6 +57,7 @@ class PretrainConfig(ObjectiveConfig):
     keep_encoders: bool = False
     nan_policy: str = "stop"
     stretch: str = "none"
+    embedding_pool: str = "mean"
     train_splits: tuple[str, ...] | None = None
     preset: str | None = None
 
@@ -79,6 +84,8 @@ class PretrainConfig(ObjectiveConfig):
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
             (self.stretch in STRETCHES, f"--stretch must be one of {', '.join(STRETCHES)}"),
+            (self.embedding_pool in EMBEDDING_POOLS,
+             f"--embedding-pool must be one of {', '.join(EMBEDDING_POOLS)}"),
             (self.nan_policy in NAN_POLICIES, f"--nan-policy must be one of {', '.join(NAN_POLICIES)}"),
             (self.global_views >= 1 and self.local_views >= 0, "--global-views must be >= 1 and --local-views >= 0"),
             (all(_valid_scale(s) for s in (self.global_scale, self.local_scale)),

@@ -10,15 +10,16 @@ from __future__ import annotations
 from astrojepa_cli.errors import UserError
 
 PRESETS: dict[str, dict] = {
-    # Small in-domain datasets (a few thousand cutouts) on a laptop-class CPU: SimCLR on a
-    # ResNet-18 at 48 px won the first CPU recipe search (docs/results.md), 30 minutes of
-    # 2 cores. The budget sets the step count, so it ends on time on any machine.
-    "small-cpu": {"arch": "resnet18", "loss": "simclr", "img_size": 48, "batch_size": 128, "lr": 1e-3,
-                  "warmup_epochs": 1.0, "budget": "30m"},
-    # LeJEPA on a CPU: the best LeJEPA recipe of the CPU recipe study so far (docs/results.md):
-    # a ResNet-18 at 32 px, 2 global + 2 local views, λ 0.05, 30 minutes.
+    # Small in-domain datasets (a few thousand cutouts) on a laptop-class CPU: the CPU recipe study's
+    # winner (docs/results.md): SimCLR on a ResNet-18 at 32 px, whose embedding is the last two
+    # stages' means concatenated. The budget sets the step count, so it ends on time on any machine.
+    "small-cpu": {"arch": "resnet18", "loss": "simclr", "img_size": 32, "batch_size": 128, "lr": 1e-3,
+                  "warmup_epochs": 1.0, "embedding_pool": "last2", "budget": "30m"},
+    # LeJEPA on a CPU: the study's best LeJEPA recipe (docs/results.md): a ResNet-18 at 32 px,
+    # 2 global + 2 local views, λ 0.2, the last-two-stages embedding, 30 minutes.
     "lejepa-cpu": {"arch": "resnet18", "loss": "lejepa", "img_size": 32, "batch_size": 128, "lr": 1e-3,
-                   "warmup_epochs": 1.0, "global_views": 2, "local_views": 2, "lam": 0.05, "budget": "30m"},
+                   "warmup_epochs": 1.0, "global_views": 2, "local_views": 2, "lam": 0.2,
+                   "embedding_pool": "last2", "budget": "30m"},
     # The same recipe given a GPU's room: twice the resolution and batch, more epochs, bf16
     # (precision auto). Unmeasured: see docs/results.md before relying on it.
     "gpu": {"arch": "resnet18", "loss": "simclr", "img_size": 96, "batch_size": 256, "lr": 2e-3,

@@ -85,10 +85,12 @@ def read_sweep(path: Path) -> Sweep:
     return sweep
 
 
-def split_probe_options(options: dict) -> tuple[dict, dict]:
-    """A recipe's pretrain options, and how its features are probed (:data:`PROBE_OPTIONS`, defaults filled)."""
+def split_probe_options(options: dict, embedding_pool: str = "mean") -> tuple[dict, dict]:
+    """A recipe's pretrain options, and how its features are probed (:data:`PROBE_OPTIONS`, defaults filled;
+    an unset ``probe_pool`` is the run's ``embedding_pool``, as ``astrojepa probe`` would pool it)."""
     pretraining = {k: v for k, v in options.items() if k not in PROBE_OPTIONS}
-    return pretraining, {k: options.get(k, default) for k, default in PROBE_OPTIONS.items()}
+    defaults = {**PROBE_OPTIONS, "probe_pool": embedding_pool}
+    return pretraining, {k: options.get(k, default) for k, default in defaults.items()}
 
 
 def recipe_config(sweep: Sweep, options: dict, dataset: str, seed: int, check_only: bool = False,

@@ -80,7 +80,7 @@ def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int
         run, wall_s, cpu_s = _pretrain_resumably(config, key, results, root)
     store_path = paths.existing_store(dataset, root)
     classes = store.read_info(store_path).classes
-    probing = split_probe_options(options)[1]
+    probing = split_probe_options(options, config.embedding_pool)[1]
     features = extract(runs.load_encoder(run), store_path, sweep.device, pool=probing["probe_pool"],
                        stretch=config.stretch, tta=sweep.tta)
     scores = score_features(layer_normed(features) if probing["probe_norm"] == "layernorm" else features, classes)

@@ -12,7 +12,7 @@ from sklearn.preprocessing import normalize
 
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.features import embed_images, extract, images_at, row_of_id
+from astrojepa_cli.evaluate.features import check_pool, embed_images, extract, images_at, row_of_id
 from astrojepa_cli.evaluate.figures.plotting import save_figure, similarity_mosaic, sky_positions, unused_path
 
 
@@ -63,7 +63,7 @@ def image_as_store_pixels(path: Path, info: store.StoreInfo) -> np.ndarray:
 
 def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir: Path, object_id: str | None = None,
                     image_path: Path | None = None, device: torch.device | str = "cpu", stretch: str = "none",
-                    pdf: bool = False) -> dict:
+                    pdf: bool = False, pool: str = "mean") -> dict:
     """The ``k`` objects of the store most similar to a store object (``object_id``) or an image file.
 
     The query object itself is left out of its own neighbours. Writes a mosaic of
@@ -73,15 +73,16 @@ def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir:
         raise UserError("give exactly one of --id and --image")
     if k < 1:
         raise UserError(f"--k must be at least 1 (got {k})")
+    check_pool(encoder, pool)
     info = store.read_info(store_path)
-    features = extract(encoder, store_path, device, stretch=stretch)
+    features = extract(encoder, store_path, device, pool=pool, stretch=stretch)
     if object_id is not None:
         query_row = row_of_id(features.ids, object_id)
         query, query_image = features.embeddings[query_row], images_at(store_path, np.array([query_row]))[0]
         name, caption = object_id, f"query {object_id}"
     else:
         query_image = image_as_store_pixels(image_path, info)
-        query = embed_images(encoder, query_image[None], store_path, device, stretch=stretch)[0]
+        query = embed_images(encoder, query_image[None], store_path, device, pool=pool, stretch=stretch)[0]
         query_row, name, caption = -1, image_path.stem, f"query {image_path.name}"
     rows, similarities = nearest(features.embeddings, query, k + (query_row >= 0))
     keep = rows != query_row

@@ -14,6 +14,18 @@ from typing import Callable
 COLLAPSED_RANK = 8.0
 
 
+def pool_suffix(pool: str) -> str:
+    """What a pooling adds to the protocol key an evaluation is recorded under (``linear-last2``; none for mean)."""
+    return "" if pool == "mean" else f"-{pool}"
+
+
+def linear_key(manifest: dict, data: str) -> str:
+    """The key of the plain ``astrojepa probe RUN --data DATA``: the linear probe of the run's own embedding."""
+    from astrojepa_cli.runs import run_pool
+
+    return f"{data}/linear{pool_suffix(run_pool(manifest))}"
+
+
 def random_init_key(key: str, protocol: str) -> str:
     """The manifest key of the random-weights twin of evaluation ``key`` whose base protocol is ``protocol``."""
     data, name = key.split("/", 1)

@@ -7,7 +7,7 @@ returns in the run's manifest and prints it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -24,19 +24,22 @@ from astrojepa_cli.evaluate.probes.snapshots import probe_snapshots
 
 @dataclass
 class FeatureChoice:
-    """Which frozen features are probed: the pooling, the per-image normalisation and the test-time views."""
+    """Which frozen features are probed: the pooling (None: the run's embedding, ``pretrain
+    --embedding-pool``), the per-image normalisation and the test-time views."""
 
-    pool: str = "mean"
+    pool: str | None = None
     norm: str = "standard"
     tta: str = "none"
 
     def check(self) -> None:
+        if self.pool is not None:
+            feature_extraction.check_pool_name(self.pool)
         feature_extraction.check_tta(self.tta)
         feature_extraction.check_feature_norm(self.norm)
 
     def suffix(self) -> str:
         """What the choice adds to the protocol's recorded name (nothing for the defaults)."""
-        return (("" if self.pool == "mean" else f"-{self.pool}") + ("" if self.norm == "standard" else f"-{self.norm}")
+        return (context.pool_suffix(self.pool) + ("" if self.norm == "standard" else f"-{self.norm}")
                 + feature_extraction.tta_suffix(self.tta))
 
 
@@ -67,6 +70,7 @@ def probe_run(run: runs.Run, data_name: str, store_path: Path, request: ProbeReq
     then cached in the manifest) and chance. The options were checked by :func:`check_options`."""
     encoder = runs.load_encoder(run)
     stretch = runs.run_stretch(run.manifest)
+    features = replace(features, pool=features.pool or runs.run_pool(run.manifest))
     classes = store.read_info(store_path).classes
 
     def fresh_encoder(init_seed: int) -> torch.nn.Module:
