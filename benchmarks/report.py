@@ -256,18 +256,27 @@ def diagnosis_section() -> str:
 
 def render() -> str:
     parts = ([INTRO] + [section for study in STUDIES for section in (study_section(*study), targets_section(*study))]
-             + [presets_section(), diagnosis_section(), OUTRO])
+             + [presets_section(), diagnosis_section(), to_measure_section()])
     return "\n".join(part for part in parts if part).rstrip() + "\n"
 
 
-OUTRO = """## What is still to be measured
+def to_measure_section() -> str:
+    """Each study's jobs (recipe, dataset, seed) that have no row yet, and the preset never measured."""
+    lines = ["## What is still to be measured", ""]
+    for title, sweep_file, results_dir, _ in STUDIES:
+        sweep = read_sweep(ROOT / sweep_file)
+        done = {r["key"] for r in _rows(results_dir) if r["kind"] == "recipe"}
+        jobs = [(name, dataset, seed) for seed in sweep.seeds for name, _ in sweep.recipes for dataset in sweep.datasets]
+        missing = [job for job in jobs if f"{job[0]}/{job[1]}/seed{job[2]}" not in done]
+        if not missing:
+            continue
+        recipes = sorted({name for name, _, _ in missing}, key=[name for name, _ in sweep.recipes].index)
+        lines.append(f"- {title} (`{sweep_file}`): {len(missing)} of its {len(jobs)} jobs (recipe × dataset × "
+                     f"seed), of {len(recipes)} recipes: " + ", ".join(f"`{name}`" for name in recipes)
+                     + ". The sweep resumes where it stopped and skips finished jobs.")
+    lines.append("- The `gpu` preset: never run; `pretrain --preset gpu` says so.")
+    return "\n".join(lines) + "\n"
 
-- The rest of the study's recipes (the sweep resumes where it stopped and skips finished runs).
-- The best three recipes at the full 30-minute budget, 3 seeds each, with every baseline in the
-  same run: the sweep file is `benchmarks/studies/cpu-confirm.toml` (about 9 hours of
-  pretraining on 2 cores).
-- The `gpu` preset: never run; `pretrain --preset gpu` says so.
-"""
 
 
 def main() -> int:

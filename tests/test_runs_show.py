@@ -16,6 +16,7 @@ def test_runs_show_summarises_and_json_is_the_manifest(cli, home, blob_store):
     shown = cli("runs", "show", run).stderr
     assert f"{run} (completed, step 2 of 2)" in shown and "blobs: 96 images of 16×16×1" in shown
     assert "lejepa, vit-t, 16 px" in shown and "final loss" in shown
+    assert "embedding  mean pooling" in shown  # the run's embedding, pretrain's default
     assert "blobs/linear" in shown and "balanced accuracy" in shown and " ± " in shown
     assert "at shots 4" in shown
     assert "{" not in shown and "'" not in shown  # no dict reprs

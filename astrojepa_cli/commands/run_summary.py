@@ -56,7 +56,9 @@ def latest_evaluation(manifest: dict) -> tuple[str, str] | tuple[None, None]:
 
 
 def run_summary(run: Run) -> Group:
-    """Status, method, data, result, the last epoch's monitors and every evaluation's score."""
+    """Status, method, embedding, data, result, the last epoch's monitors and every evaluation's score."""
+    from astrojepa_cli.runs import run_pool
+
     manifest = run.manifest
     config, dataset, result = manifest.get("config", {}), manifest.get("dataset", {}), manifest.get("result", {})
     facts = Table.grid(padding=(0, 2))
@@ -70,6 +72,8 @@ def run_summary(run: Run) -> Group:
               config.get("batch_size") and f"batch {config['batch_size']}", config.get("epochs") and
               f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}"]
     facts.add_row("method", ", ".join(str(part) for part in method if part))
+    facts.add_row("embedding", f"{run_pool(manifest)} pooling (what probe, embed, anomalies and similar use "
+                               "unless given --pool)")
     if dataset:
         shape = "×".join(str(s) for s in dataset.get("image_shape", []))
         facts.add_row("data", f"{dataset.get('name')}: {dataset.get('n_images')} images of {shape}, "
