@@ -158,13 +158,17 @@ def study_section(title: str, sweep_file: str, results_dir: str, chosen: str) ->
 def targets_section(title: str, sweep_file: str, results_dir: str, chosen: str) -> str:
     """Where the study's best recipes stand against the targets (defined at 30 minutes and 3 seeds)."""
     sweep = read_sweep(ROOT / sweep_file)
-    ranked = [line for line in summary(sweep, _rows(results_dir)) if line["score"] is not None]
-    if not ranked:
+    lines_so_far = summary(sweep, _rows(results_dir))
+    ranked = [line for line in lines_so_far if line["score"] is not None]
+    best = (ranked or [line for line in lines_so_far if line["datasets"]] or [None])[0]
+    if best is None:
         return ""
-    best = ranked[0]
     lejepa = next((line for line in ranked if dict(sweep.recipes)[line["name"]].get("loss") == "lejepa"), None)
+    chosen = (f"The best recipe by the ranking above is `{best['name']}`." if ranked else
+              f"No recipe is scored on every dataset yet; these are `{best['name']}`'s rows on "
+              f"{', '.join(best['datasets'])}.")
     lines = [f"### {title}: the best recipe so far against the targets", "",
-             f"The best recipe by the ranking above is `{best['name']}`. The targets are defined for a "
+             f"{chosen} The targets are defined for a "
              f"30-minute budget and the mean of 3 seeds; these rows are the mean of {_seeds(best)} at "
              f"{_length(sweep)} of pretraining.", "",
              "| dataset | target | needed | measured | met |", "|---|---|---:|---:|---|"]
