@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sweeping.baseline_keys import baselines_of  # noqa: E402
 from sweeping.ranking import delta, summary  # noqa: E402
-from sweeping.recipes import RANKABLE, read_sweep  # noqa: E402
+from sweeping.recipes import RANKABLE, job_key, jobs, read_sweep  # noqa: E402
 from sweeping.results import Results  # noqa: E402
 
 RESULTS_MD = ROOT / "docs" / "results.md"
@@ -270,17 +270,16 @@ def to_measure_section() -> str:
     for title, sweep_file, results_dir, _ in STUDIES:
         sweep = read_sweep(ROOT / sweep_file)
         done = {r["key"] for r in _rows(results_dir) if r["kind"] == "recipe"}
-        jobs = [(name, dataset, seed) for seed in sweep.seeds for name, _ in sweep.recipes for dataset in sweep.datasets]
-        missing = [job for job in jobs if f"{job[0]}/{job[1]}/seed{job[2]}" not in done]
+        every_job = [(name, dataset, seed) for name, _, dataset, seed in jobs(sweep)]
+        missing = [job for job in every_job if job_key(*job) not in done]
         if not missing:
             continue
         recipes = sorted({name for name, _, _ in missing}, key=[name for name, _ in sweep.recipes].index)
-        lines.append(f"- {title} (`{sweep_file}`): {len(missing)} of its {len(jobs)} jobs (recipe × dataset × "
+        lines.append(f"- {title} (`{sweep_file}`): {len(missing)} of its {len(every_job)} jobs (recipe × dataset × "
                      f"seed), of {len(recipes)} recipes: " + ", ".join(f"`{name}`" for name in recipes)
                      + ". The sweep resumes where it stopped and skips finished jobs.")
     lines.append("- The `gpu` preset: never run; `pretrain --preset gpu` says so.")
     return "\n".join(lines) + "\n"
-
 
 
 def main() -> int:

@@ -69,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.train import budget  # noqa: E402
 from sweeping.ranking import plot_score_vs_compute, print_table, summary  # noqa: E402
-from sweeping.recipes import Sweep, read_sweep  # noqa: E402
+from sweeping.recipes import Sweep, job_key, jobs, read_sweep  # noqa: E402
 from sweeping.results import Results  # noqa: E402
 from sweeping.scoring import same_pretraining, score_baselines, score_recipe  # noqa: E402
 PLOT_FILE = "score-vs-compute.png"
@@ -78,23 +78,20 @@ PLOT_FILE = "score-vs-compute.png"
 def run_sweep(sweep: Sweep, out: Path, root: Path | None) -> list[dict]:
     results = Results(out)
     os.environ[budget.CLOCK_VARIABLE] = sweep.clock
-    # Seeds outermost: a sweep stopped part-way has every recipe at its first seeds, a fair ranking.
-    for seed in sweep.seeds:
-        for name, options in sweep.recipes:
-            for dataset in sweep.datasets:
-                key = f"{name}/{dataset}/seed{seed}"
-                row = results.find(key)
-                if row is None:
-                    shared = same_pretraining(results, options, dataset, seed, root)
-                    print(f"[{key}] " + (f"scoring the pretraining of {shared['key']}" if shared else "pretraining"),
-                          flush=True)
-                    row = score_recipe(sweep, name, options, dataset, seed, results, root, shared)
-                    scores = row["scores"]
-                    print(f"[{key}] {row['steps']} steps ({row['epochs']} epochs): linear "
-                          f"{scores['linear']['balanced_accuracy']:.3f}, 10-shot "
-                          f"{scores['10-shot']['balanced_accuracy']:.3f}, kNN {scores['knn-20']['balanced_accuracy']:.3f}",
-                          flush=True)
-                score_baselines(sweep, row, results, root)
+    for name, options, dataset, seed in jobs(sweep):
+        key = job_key(name, dataset, seed)
+        row = results.find(key)
+        if row is None:
+            shared = same_pretraining(results, options, dataset, seed, root)
+            print(f"[{key}] " + (f"scoring the pretraining of {shared['key']}" if shared else "pretraining"),
+                  flush=True)
+            row = score_recipe(sweep, name, options, dataset, seed, results, root, shared)
+            scores = row["scores"]
+            print(f"[{key}] {row['steps']} steps ({row['epochs']} epochs): linear "
+                  f"{scores['linear']['balanced_accuracy']:.3f}, 10-shot "
+                  f"{scores['10-shot']['balanced_accuracy']:.3f}, kNN {scores['knn-20']['balanced_accuracy']:.3f}",
+                  flush=True)
+        score_baselines(sweep, row, results, root)
     return results.rows()
 
 

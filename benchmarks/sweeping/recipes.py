@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import FEATURE_NORMS, POOLS
@@ -83,6 +84,20 @@ def read_sweep(path: Path) -> Sweep:
     for name, options in sweep.recipes:
         recipe_config(sweep, options, sweep.datasets[0], sweep.seeds[0], check_only=True, name=name)
     return sweep
+
+
+def job_key(name: str, dataset: str, seed: int) -> str:
+    """The key of one job's row in ``rows.jsonl``: a recipe on one dataset with one pretraining seed."""
+    return f"{name}/{dataset}/seed{seed}"
+
+
+def jobs(sweep: Sweep) -> Iterator[tuple[str, dict, str, int]]:
+    """Every job (recipe name, options, dataset, seed) in the order the sweep runs them. Seeds are
+    outermost: a sweep stopped part-way has every recipe at its first seeds, a fair ranking."""
+    for seed in sweep.seeds:
+        for name, options in sweep.recipes:
+            for dataset in sweep.datasets:
+                yield name, options, dataset, seed
 
 
 def split_probe_options(options: dict, embedding_pool: str = "mean") -> tuple[dict, dict]:

@@ -21,7 +21,7 @@ from astrojepa_cli.train.loop import pretrain
 from registry.objective import build_encoder
 
 from sweeping.baseline_keys import baseline_key, baselines_of
-from sweeping.recipes import Sweep, recipe_config, split_probe_options
+from sweeping.recipes import Sweep, job_key, recipe_config, split_probe_options
 from sweeping.results import Results
 
 # Options that make a recipe, as opposed to where and how it runs.
@@ -72,7 +72,7 @@ def _in_store(run_id: str, root: Path | None) -> bool:
 def score_recipe(sweep: Sweep, name: str, options: dict, dataset: str, seed: int, results: Results,
                  root: Path | None, shared: dict | None) -> dict:
     """Pretrain (or reuse ``shared``, the row whose pretraining this recipe shares) and score one job."""
-    key = f"{name}/{dataset}/seed{seed}"
+    key = job_key(name, dataset, seed)
     config = recipe_config(sweep, options, dataset, seed, name=name)
     if shared:
         run, wall_s, cpu_s = runs.open_run(shared["run_id"], root), shared["pretrain_wall_s"], shared["pretrain_cpu_s"]
