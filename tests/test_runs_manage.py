@@ -71,6 +71,8 @@ def test_runs_list_shows_the_latest_score_of_the_runs_own_encoder(cli, home, run
     cli("probe", run)  # records blobs/linear and, after it, its random-weights twin
     row = cli.json("runs", "list")["runs"][0]
     assert row["latest_evaluation"] == "blobs/linear" and row["latest_score"].startswith("balanced accuracy ")
+    cli("anomalies", run, "--top", "3", "--eval-class", "double")  # re-recorded within the same second
+    assert cli.json("runs", "list")["runs"][0]["latest_evaluation"] == "blobs/anomalies-knn"
 
 
 def test_rm_asks_first_and_deletes_the_whole_folder(cli, home, run):

@@ -14,7 +14,8 @@ def test_runs_show_summarises_and_json_is_the_manifest(cli, home, blob_store):
     cli.json("probe", run, "--seeds", "2")
     cli.json("probe", run, "--shots", "1,4")
     shown = cli("runs", "show", run).stderr
-    assert f"{run} (completed, step 2 of 2)" in shown and "blobs: 96 images of 16×16×1" in shown
+    lines = [line.rstrip() for line in shown.splitlines()]
+    assert f"run        {run}" in lines and "status     completed, step 2 of 2" in lines and "blobs: 96 images of 16×16×1" in shown
     assert "lejepa, vit-t, 16 px" in shown and "final loss" in shown
     assert "embedding  mean pooling" in shown  # the run's embedding, pretrain's default
     assert "blobs/linear" in shown and "balanced accuracy" in shown and " ± " in shown

@@ -51,12 +51,12 @@ def latest_evaluation(manifest: dict) -> tuple[str, str] | tuple[None, None]:
                    if "-random-init" not in key and isinstance(record, dict)}
     if not evaluations:
         return None, None
-    key = max(evaluations, key=lambda k: str(evaluations[k].get("time", "")))
+    key = list(evaluations)[-1]  # evaluations are kept in the order they were recorded
     return key, evaluation_score(evaluations[key])
 
 
 def run_summary(run: Run) -> Group:
-    """Status, method, embedding, data, result, the last epoch's monitors and every evaluation's score."""
+    """Identity, status, method, embedding, data, result, the last epoch's monitors and every evaluation's score."""
     from astrojepa_cli.runs import run_pool
 
     manifest = run.manifest
@@ -65,8 +65,9 @@ def run_summary(run: Run) -> Group:
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
     steps = f", step {manifest['steps']} of {manifest['total_steps']}" if "total_steps" in manifest else ""
-    named = f", named {manifest['name']}" if manifest.get("name") else ""
-    facts.add_row("run", f"{run.id} ({manifest.get('status', 'unknown')}{steps}{named})")
+    named = f" (named {manifest['name']})" if manifest.get("name") else ""
+    facts.add_row("run", f"{run.id}{named}")
+    facts.add_row("status", f"{manifest.get('status', 'unknown')}{steps}")
     facts.add_row("time", f"{manifest.get('started', '?')} to {manifest.get('finished', 'now')}")
     method = [config.get("loss"), config.get("arch"), config.get("img_size") and f"{config['img_size']} px",
               config.get("batch_size") and f"batch {config['batch_size']}", config.get("epochs") and

@@ -121,12 +121,14 @@ class Run:
     def add_evaluation(self, key: str, result: dict, encoder_step: int | None = None) -> dict:
         """Record an evaluation (probe, anomalies, ...) under ``evaluations[key]``, with the run's
         status at the time and the step of the encoder evaluated (a run still training is
-        evaluated at its last checkpoint)."""
+        evaluated at its last checkpoint). The newest record is always the last key."""
         with self.locked("being evaluated; the result is not recorded") as on_disk:
             manifest = on_disk or self.manifest
             self.manifest = manifest
             record = {**result, "time": now(), "run_status": self.status, "encoder_step": encoder_step}
-            manifest.setdefault("evaluations", {})[key] = record
+            evaluations = manifest.setdefault("evaluations", {})
+            evaluations.pop(key, None)  # re-recorded evaluations move last: the order is the order of recording
+            evaluations[key] = record
             write_json(self.manifest_path, manifest)
         return record
 
