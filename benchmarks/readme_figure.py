@@ -27,7 +27,7 @@ from astrojepa_cli.errors import UserError  # noqa: E402
 from astrojepa_cli.evaluate.features import images_at  # noqa: E402
 from astrojepa_cli.evaluate.figures.plotting import display_image  # noqa: E402
 from astrojepa_cli.evaluate.figures.training import integer_ticks, read_metrics  # noqa: E402
-from astrojepa_cli.evaluate.probes.context import linear_key, random_init_key  # noqa: E402
+from astrojepa_cli.evaluate.probes.context import plain_key, random_init_key  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN_ANOMALIES = 8
@@ -44,10 +44,10 @@ def draw(run: runs.Run, root: Path | None, out: Path) -> None:
     data = run.manifest["dataset"]["name"]
     store_path = paths.existing_store(data, root)
     info = store.read_info(store_path)
-    probed = linear_key(run.manifest, data)  # the plain 'astrojepa probe RUN' of the run's embedding
+    probed = plain_key(run.manifest, data)  # the plain 'astrojepa probe RUN' of the run's embedding
     linear = _evaluation(run, probed, f"astrojepa probe {run.id}")
     random_weights = _evaluation(run, random_init_key(probed, "linear"), f"astrojepa probe {run.id}")
-    anomalies = _evaluation(run, f"{data}/anomalies-knn", f"astrojepa anomalies {run.id}")
+    anomalies = _evaluation(run, plain_key(run.manifest, data, "anomalies-knn"), f"astrojepa anomalies {run.id}")
     records = json.loads(Path(anomalies["json"]).read_text())[:SHOWN_ANOMALIES]
     ids = store.load(store_path, with_images=False).ids
     row_of = {object_id: row for row, object_id in enumerate(ids)}

@@ -88,6 +88,17 @@ def test_checkerboards_are_found_by_the_gaussian_score(trained):
     assert measured["roc_auc"] > 0.8 and measured["precision_at_k"] > measured["base_rate"]
 
 
+def test_rankings_of_another_embedding_or_tta_are_kept_apart(trained):
+    cli, root, run = trained
+    plain = cli.json("anomalies", run, "--top", "3", "--root", root)
+    pooled = cli.json("anomalies", run, "--top", "3", "--pool", "last2", "--tta", "d4", "--root", root)
+    assert Path(plain["csv"]).parent.name == "rare-knn" and Path(pooled["csv"]).parent.name == "rare-knn-last2-d4"
+    evaluations = cli.json("runs", "show", run, "--root", root)["evaluations"]
+    assert evaluations["rare/anomalies-knn"]["json"] == plain["json"]
+    assert evaluations["rare/anomalies-knn-last2-d4"]["json"] == pooled["json"]
+    assert json.loads(Path(plain["json"]).read_text()) != json.loads(Path(pooled["json"]).read_text())
+
+
 @pytest.mark.parametrize("args", [["--scorer", "magic"], ["--eval-class", "unicorn"], ["--top", "0"]])
 def test_bad_anomaly_requests_are_one_line_errors(trained, args):
     cli, root, run = trained

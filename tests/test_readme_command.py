@@ -41,7 +41,7 @@ def test_the_readme_quickstart_runs_as_written(tmp_path):
     evaluations = manifest["evaluations"]
     assert evaluations["first-radio/linear-last2"]["balanced_accuracy"] > 0.4  # 4 classes: chance is 0.25
     assert "balanced_accuracy" in evaluations["first-radio/linear-random-init-last2"]
-    anomalies = evaluations["first-radio/anomalies-knn"]
+    anomalies = evaluations["first-radio/anomalies-knn-last2"]  # named for the run's embedding
     assert len(json.loads(Path(anomalies["json"]).read_text())) == 2158
-    assert (run_dir / "anomalies" / "first-radio-knn" / "mosaic.png").stat().st_size > 10_000
-    assert (run_dir / "anomalies" / "first-radio-knn" / "anomalies.csv").is_file()
+    assert (run_dir / "anomalies" / "first-radio-knn-last2" / "mosaic.png").stat().st_size > 10_000
+    assert (run_dir / "anomalies" / "first-radio-knn-last2" / "anomalies.csv").is_file()

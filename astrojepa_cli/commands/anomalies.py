@@ -39,14 +39,18 @@ def anomalies(
 
       astrojepa anomalies RUN --json | jq -r '.top[].id'
     """
+    from astrojepa_cli import runs
     from astrojepa_cli.data import store
     from astrojepa_cli.evaluate.explore.anomalies import find_anomalies
     from astrojepa_cli.evaluate.features import tta_suffix
+    from astrojepa_cli.evaluate.probes.context import pool_suffix
 
     run, data_name, store_path = open_with_data(run_ref, data, root)
+    pool = pool or runs.run_pool(run.manifest)
     features, encoder = frozen_features(run, store_path, device, tta, pool)
+    variant = f"{scorer}{pool_suffix(pool)}{tta_suffix(tta)}"  # named like probe's keys: knn-last2-d4
     result = find_anomalies(features, store_path, store.read_info(store_path).classes, scorer, k, top,
-                            run.dir / "anomalies" / f"{data_name}-{scorer}", eval_class, seed)
-    record_evaluation(run, f"{data_name}/anomalies-{scorer}{tta_suffix(tta)}", {**result, "top": len(result["top"])},
+                            run.dir / "anomalies" / f"{data_name}-{variant}", eval_class, seed)
+    record_evaluation(run, f"{data_name}/anomalies-{variant}", {**result, "top": len(result["top"])},
                       encoder.saved_step)
     report(result, json_output, lambda: stderr.print(anomaly_report(data_name, scorer, result), highlight=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.probes.context import linear_key
+from astrojepa_cli.evaluate.probes.context import plain_key
 from astrojepa_cli.runs import Run
 
 HEADLINE_METRICS = ("balanced_accuracy", "rmse", "roc_auc")
@@ -78,7 +78,7 @@ def loss_metric_spearman(runs: list[Run], evaluation: str | None, metric: str) -
         raise UserError(f"--spearman needs at least {MIN_RUNS_FOR_SPEARMAN} runs, got {len(runs)}")
     losses, values = [], []
     for run in runs:
-        key = evaluation or linear_key(run.manifest, run.manifest.get("dataset", {}).get("name"))
+        key = evaluation or plain_key(run.manifest, run.manifest.get("dataset", {}).get("name"))
         record = run.manifest.get("evaluations", {}).get(key)
         if record is None or not isinstance(record.get(metric), (int, float)):
             raise UserError(f"run {run.id} has no '{metric}' in evaluation '{key}'; run 'astrojepa probe {run.id}' first")

@@ -19,11 +19,12 @@ def pool_suffix(pool: str) -> str:
     return "" if pool == "mean" else f"-{pool}"
 
 
-def linear_key(manifest: dict, data: str) -> str:
-    """The key of the plain ``astrojepa probe RUN --data DATA``: the linear probe of the run's own embedding."""
+def plain_key(manifest: dict, data: str, protocol: str = "linear") -> str:
+    """The key a plain command records on the run's own embedding: ``linear`` for ``astrojepa probe RUN
+    --data DATA`` (``DATA/linear-last2`` for a ``last2`` run), ``anomalies-knn`` for ``astrojepa anomalies``."""
     from astrojepa_cli.runs import run_pool
 
-    return f"{data}/linear{pool_suffix(run_pool(manifest))}"
+    return f"{data}/{protocol}{pool_suffix(run_pool(manifest))}"
 
 
 def random_init_key(key: str, protocol: str) -> str:
