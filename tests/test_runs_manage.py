@@ -71,7 +71,7 @@ def test_runs_list_shows_the_latest_score_of_the_runs_own_encoder(cli, home, run
     cli("probe", run)  # records blobs/linear and, after it, its random-weights twin
     row = cli.json("runs", "list")["runs"][0]
     assert row["latest_evaluation"] == "blobs/linear" and row["latest_score"].startswith("balanced accuracy ")
-    cli("anomalies", run, "--top", "3", "--eval-class", "double")  # re-recorded within the same second
+    cli("anomalies", run, "--top", "3", "--eval-class", "double")  # re-recorded, it moves last, within the same second too
     assert cli.json("runs", "list")["runs"][0]["latest_evaluation"] == "blobs/anomalies-knn"
 
 
