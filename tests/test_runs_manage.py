@@ -162,3 +162,12 @@ def test_latest_is_the_newest_completed_run_and_an_unfinished_one_must_be_named(
     assert f"warning: run {cut} is interrupted after 1 of 2 steps" in named.stderr
     latest = cli("export", "latest", "--out", str(home / "exported")).stderr
     assert f"'latest' is {run}" in latest and "uses the encoder it saved last" not in latest
+
+
+def test_a_run_whose_process_is_gone_reads_as_failed_in_list_and_show(cli, home, run):
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()  # its pid no longer names a process
+    dead = _copy_run(home, run, "dead", status="running", pid=exited.pid, host=platform.node())
+    assert {row["run_id"]: row["status"] for row in cli.json("runs", "list")["runs"]}[dead] == "failed"
+    lines = [line.rstrip() for line in cli("runs", "show", dead).stderr.splitlines()]
+    assert "status     failed, step 2 of 2" in lines

@@ -67,7 +67,7 @@ def run_summary(run: Run) -> Group:
     steps = f", step {manifest['steps']} of {manifest['total_steps']}" if "total_steps" in manifest else ""
     named = f" (named {manifest['name']})" if manifest.get("name") else ""
     facts.add_row("run", f"{run.id}{named}")
-    facts.add_row("status", f"{manifest.get('status', 'unknown')}{steps}")
+    facts.add_row("status", f"{run.status or 'unknown'}{steps}")
     facts.add_row("time", f"{manifest.get('started', '?')} to {manifest.get('finished', 'now')}")
     method = [config.get("loss"), config.get("arch"), config.get("img_size") and f"{config['img_size']} px",
               config.get("batch_size") and f"batch {config['batch_size']}", config.get("epochs") and
