@@ -13,6 +13,7 @@ import typer
 from astrojepa_cli import __version__
 from astrojepa_cli.commands import anomalies, embed, export, fetch, plot, plugins, pretrain, probe, runs, similar
 from astrojepa_cli.commands.common import Settings
+from astrojepa_cli.commands.explore import explore
 
 app = typer.Typer(
     name="astrojepa",
@@ -45,6 +46,7 @@ app.command("probe")(probe.probe)
 app.command("anomalies")(anomalies.anomalies)
 app.add_typer(plot.plot_app, name="plot")
 app.command("similar")(similar.similar)
+app.command("explore")(explore)
 app.command("export")(export.export)
 app.command("plugins")(plugins.plugins)
 app.add_typer(runs.runs_app, name="runs")

@@ -36,7 +36,9 @@ from torch.nn import functional as F
 from astrojepa_cli import paths, runs
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.evaluate.features import Features, extract
-from astrojepa_cli.evaluate.probes.frozen_protocol import DRAWS, SHOTS, pixel_features, score_features
+from astrojepa_cli.evaluate.probes.frozen_protocol import (
+    DRAWS, SHOTS, pixel_features, random_weights_scores, score_features,
+)
 from astrojepa_cli.evaluate.probes.scratch_shots import scratch_shots
 from astrojepa_cli.evaluate.probes.scratch_training import ScratchTraining
 from astrojepa_cli.evaluate.probes.linear import classification_metrics
@@ -174,10 +176,10 @@ def main() -> None:
     img_size = base.img_size or store.read_info(store_path).image_shape[0]
     results["baselines"]["pixels_pca128"] = frozen_scores(pixel_features(store_path, img_size, args.tta,
                                                                          stretch=base.stretch), classes)
-    torch.manual_seed(0)
-    random_encoder = build_encoder(base.arch, store.read_info(store_path).channels, img_size, base.patch_size)
-    results["baselines"]["random_init"] = frozen_scores(
-        extract(random_encoder, store_path, device, stretch=base.stretch, tta=args.tta), classes)
+    results["baselines"]["random_init"] = headline_scores(random_weights_scores(
+        lambda: build_encoder(base.arch, store.read_info(store_path).channels, img_size, base.patch_size), 0,
+        store_path, device, base.stretch,
+        lambda encoder: extract(encoder, store_path, device, stretch=base.stretch, tta=args.tta), classes))
     arrays = store.load(store_path, with_images=False)
     train_rows = np.flatnonzero((arrays.split == "train") & (arrays.labels >= 0))
     results["baselines"]["supervised_all_labels"] = supervised_from_scratch(base, store_path, train_rows, budget_s, 0,

@@ -34,8 +34,7 @@ STUDIES = [("The CPU recipe study", "benchmarks/studies/cpu-recipes.toml", "benc
 PROBE_NAMES = {"linear": "linear", "knn-20": "kNN (k=20)", "10-shot": "10 labels per class"}
 # Each CPU preset of astrojepa_cli/train/presets.py and the recipe it ships, by name in each study
 # above (tests/test_sweep.py checks that the preset's options are the recipe's).
-PRESET_RECIPES = {"small-cpu": ("probe-last2", "simclr-last2"),
-                  "lejepa-cpu": ("lejepa-lam-0.2-last2", "lejepa-lam-0.2-last2")}
+PRESET_RECIPES = {"small-cpu": ("probe-last2", "simclr-last2")}
 
 INTRO = """# Results on real galaxies
 

@@ -15,7 +15,8 @@ for LeJEPA only; other losses are measured without it.
 reports medians, so drift in a shared machine's speed hits both. ``--mfu`` adds
 model FLOPs utilisation: the FLOPs of one training step (forward and backward,
 counted by ``torch.utils.flop_counter``) times our steps/s, over the device's peak:
-a GPU's data-sheet bf16 peak, or ``--peak-tflops`` (a CPU's cores x FLOPs per cycle x clock).
+a GPU's data-sheet bf16 peak; on a CPU the best matmul or convolution rate measured on this
+machine in the precision the run used (:mod:`astrojepa_cli.train.peak`, cached); or ``--peak-tflops``.
 
 Usage::
 
@@ -32,6 +33,7 @@ import argparse
 import resource
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,7 @@ from astrojepa_cli.train.build import autocast_for, to_training_layout
 from astrojepa_cli.train.config import PretrainConfig
 from astrojepa_cli.train.loop import pretrain
 from astrojepa_cli.train.method_options import options_for
+from astrojepa_cli.train.peak import machine_peak
 from registry.objective import build_objective
 from registry.losses import lejepa_prediction_loss
 
@@ -132,10 +135,11 @@ def reference_throughput(config: PretrainConfig, store_path: Path, device: torch
     return timed_images / elapsed, data_seconds / elapsed
 
 
-def ours_throughput(config: PretrainConfig, root: Path | None) -> float:
-    """Steady images/s of the real pretraining loop (its first, warm-up log window excluded)."""
-    run_dir = Path(pretrain(config, root=root, progress=False).run_dir)
-    return runs.steady_images_per_second(run_dir / "metrics.jsonl")
+def ours_throughput(config: PretrainConfig, root: Path | None) -> tuple[float, str]:
+    """Steady images/s of the real pretraining loop (its first, warm-up log window excluded), and the
+    precision the run used."""
+    run = runs.open_run(Path(pretrain(config, root=root, progress=False).run_dir))
+    return runs.steady_images_per_second(run.dir / "metrics.jsonl"), run.manifest["precision"]["used"]
 
 
 def training_flops_per_image(config: PretrainConfig, store_path: Path, device: torch.device) -> float:
@@ -156,10 +160,15 @@ def training_flops_per_image(config: PretrainConfig, store_path: Path, device: t
     return counter.get_total_flops() / config.batch_size
 
 
-def peak_tflops(device: torch.device, override: float | None) -> tuple[float, str] | None:
-    """The device's peak TFLOP/s and where it comes from: ``override``, else a known GPU's data sheet."""
+def peak_tflops(device: torch.device, override: float | None, precision: str = "fp32",
+                root: Path | None = None) -> tuple[float, str] | None:
+    """The device's peak TFLOP/s and where it comes from: ``override``, a known GPU's data sheet, or on a
+    CPU the best matmul or convolution rate measured on this machine in ``precision``."""
     if override is not None:
         return override, "given"
+    if device.type == "cpu":
+        measured = machine_peak(root)
+        return max(measured[kind][precision] for kind in ("matmul", "conv")) / 1000, f"measured {precision} peak"
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
@@ -200,7 +209,8 @@ def main() -> None:
     parser.add_argument("--local-size", type=int, default=None)
     parser.add_argument("--local-views", type=int, default=6)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="auto", help="Ours and the reference alike.")
+    parser.add_argument("--precision", default="auto",
+                        help="Ours and the reference alike (auto: the reference runs fp32 on a CPU; pass fp32 or bf16).")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model (the reference stays eager).")
     parser.add_argument("--mfu", action="store_true", help="Also report model FLOPs utilisation.")
     parser.add_argument("--peak-tflops", type=float, default=None,
@@ -208,7 +218,8 @@ def main() -> None:
     args = parser.parse_args()
     store_path = paths.existing_store(args.data, args.root)
     device = torch.device(args.device)
-    peak = peak_tflops(device, args.peak_tflops) if args.mfu else None
+    peak = peak_tflops(device, args.peak_tflops, "fp32" if args.precision == "auto" else args.precision,
+                       args.root) if args.mfu else None
     if args.mfu and peak is None:
         parser.error(f"no data-sheet peak known for {device}; pass --peak-tflops")
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}, data: {args.data}, "
@@ -216,8 +227,9 @@ def main() -> None:
     if peak is not None:
         print(f"MFU against {peak[0]:.3g} TFLOP/s ({peak[1]})")
     print("| arch | loss | reference img/s | reference data share | astrojepa img/s | speed-up | "
-          "peak memory MiB (ours; CPU: process RSS) | MFU reference | MFU astrojepa |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "peak memory MiB (ours; CPU: process RSS) | MFU reference | MFU astrojepa |"
+          + (" precision, MFU peak |" if peak else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if peak else ""))
     sizes = {name: getattr(args, name) for name in ("img_size", "patch_size", "global_size", "local_size")
              if getattr(args, name) is not None}
     for arch in args.archs.split(","):
@@ -233,7 +245,8 @@ def main() -> None:
                     references.append(reference_throughput(config, store_path, device, args.steps))
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                ours.append(ours_throughput(config, args.root))
+                rate, used = ours_throughput(config, args.root)
+                ours.append(rate)
                 memory = max(memory, peak_memory_mib(device))
                 if with_reference and repeat % 2 == 1:
                     references.append(reference_throughput(config, store_path, device, args.steps))
@@ -244,10 +257,14 @@ def main() -> None:
                 cells = [_spread(rates, 1), _spread([100 * share for _, share in references], 0, "%"),
                          _spread(ours, 1), _spread([o / r for o, r in zip(ours, rates)], 2, "x")]
             if peak is not None:
-                flops = training_flops_per_image(config, store_path, device) / (peak[0] * 1e12)
+                if device.type == "cpu" and args.peak_tflops is None:  # the peak of the precision the run used
+                    peak = peak_tflops(device, None, used, args.root)
+                flops = training_flops_per_image(replace(config, precision=used), store_path, device) / (peak[0] * 1e12)
                 utilisation = [f"{statistics.median(rates) * flops:.1%}" if rates else "n/a",
                                f"{statistics.median(ours) * flops:.1%}"]
-            print(f"| {arch} | {loss} | {' | '.join(cells)} | {memory:.0f} | {' | '.join(utilisation)} |", flush=True)
+            peak_note = f" | {used}, peak {peak[0] * 1000:.0f} GFLOP/s" if peak is not None else ""
+            print(f"| {arch} | {loss} | {' | '.join(cells)} | {memory:.0f} | {' | '.join(utilisation)}{peak_note} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ The timm architecture name and its keyword arguments travel with the weights
 network. ``resnet15_gn`` and the small-input ResNet-18s are registered with timm by
 :mod:`registry.resnet15` and :mod:`registry.small_resnet`, which this module
 imports (importing it is what makes them buildable); every other architecture is stock timm.
+
+The ResNets are built with ``zero_init_last=False``. timm's default zeroes the last
+norm of every residual branch, so at initialisation a ResNet is its stem and its
+1×1 stride-2 shortcuts alone; each shortcut keeps one pixel in four, and at 32 px
+timm's ResNet-18 embedding then depends on a 6×6 corner of the image
+(``benchmarks/receptive_field.py``). Training starts from that corner, and the
+anomaly rankings and probes of short runs follow it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ import torch
 from torch import nn
 
 from registry import PluginError, register, resnet15, small_resnet
+
+# Every residual branch starts live (see the module docstring); kept in the timm spec, so the rebuilt
+# network is the one that trained. A spec saved without it rebuilds timm's default, and the weights it
+# loads make the initialisation irrelevant.
+RESNET_INIT = {"zero_init_last": False}
 
 
 class Encoder(nn.Module):
@@ -87,25 +99,26 @@ for _name, (_timm_name, _summary) in VITS.items():
 @register("encoder", "resnet18")
 def resnet18(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
     """ResNet-18 (He et al. 2016), BatchNorm, 512-d average-pooled embedding; any channel count."""
-    return Encoder("resnet18", in_chans=in_chans, drop_path_rate=drop_path_rate)
+    return Encoder("resnet18", in_chans=in_chans, drop_path_rate=drop_path_rate, **RESNET_INIT)
 
 
 @register("encoder", "resnet34")
 def resnet34(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
     """ResNet-34 (He et al. 2016), BatchNorm, 512-d average-pooled embedding; any channel count."""
-    return Encoder("resnet34", in_chans=in_chans, drop_path_rate=drop_path_rate)
+    return Encoder("resnet34", in_chans=in_chans, drop_path_rate=drop_path_rate, **RESNET_INIT)
 
 
 @register("encoder", "resnet50")
 def resnet50(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
     """ResNet-50 (He et al. 2016), bottleneck blocks, 2048-d average-pooled embedding; any channel count."""
-    return Encoder("resnet50", in_chans=in_chans, drop_path_rate=drop_path_rate)
+    return Encoder("resnet50", in_chans=in_chans, drop_path_rate=drop_path_rate, **RESNET_INIT)
 
 
 @register("encoder", "resnet15-gn")
 def resnet15_gn(in_chans: int = 3, drop_rate: float = 0.2, num_groups: int = 32) -> Encoder:
     """ResNet-15 of the jet-image seed: GroupNorm, dropout, widening 64 to 512; 512-d embedding."""
-    return Encoder(resnet15.resnet15_gn.__name__, in_chans=in_chans, drop_rate=drop_rate, num_groups=num_groups)
+    return Encoder(resnet15.resnet15_gn.__name__, in_chans=in_chans, drop_rate=drop_rate, num_groups=num_groups,
+                   **RESNET_INIT)
 
 
 @register("encoder", "convnextv2-nano")
@@ -116,20 +129,22 @@ def convnextv2_nano(img_size: int = 64, in_chans: int = 3, drop_path_rate: float
     return Encoder("convnextv2_nano", in_chans=in_chans, drop_path_rate=drop_path_rate)
 
 
-def _small_resnet18(width: int, timm_model):
+def _small_resnet18(width: int, stem_stride: int, timm_model):
     def factory(in_chans: int = 3, drop_path_rate: float = 0.0) -> Encoder:
-        return Encoder(timm_model.__name__, in_chans=in_chans, drop_path_rate=drop_path_rate)
+        return Encoder(timm_model.__name__, in_chans=in_chans, drop_path_rate=drop_path_rate, **RESNET_INIT)
 
-    factory.__doc__ = (f"ResNet-18 for small cutouts: 3×3 stride-1 stem, no max-pool, widths {width}–{8 * width} "
-                       f"({8 * width}-d embedding).")
+    factory.__doc__ = (f"ResNet-18 for small cutouts: 3×3 stride-{stem_stride} stem, no max-pool, widths "
+                       f"{width}–{8 * width} ({8 * width}-d embedding).")
     return factory
 
 
-# Widths of the small-input ResNet-18s and the timm models (registered by registry.small_resnet) they build.
-SMALL_RESNET18 = {16: small_resnet.resnet18_small_w16, 32: small_resnet.resnet18_small_w32,
-                  64: small_resnet.resnet18_small_w64}
-for _width, _timm_model in SMALL_RESNET18.items():
-    register("encoder", f"resnet18-w{_width}")(_small_resnet18(_width, _timm_model))
+# name: (stage width, stem stride, timm model registered by registry.small_resnet) of the small-input ResNet-18s.
+SMALL_RESNET18 = {"resnet18-w16": (16, 1, small_resnet.resnet18_small_w16),
+                  "resnet18-w32": (32, 1, small_resnet.resnet18_small_w32),
+                  "resnet18-w64": (64, 1, small_resnet.resnet18_small_w64),
+                  "resnet18-s2": (64, 2, small_resnet.resnet18_small_s2)}
+for _name, (_width, _stride, _timm_model) in SMALL_RESNET18.items():
+    register("encoder", _name)(_small_resnet18(_width, _stride, _timm_model))
 
 
 @register("encoder", "convnext-atto")

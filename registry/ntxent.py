@@ -19,6 +19,19 @@ def nt_xent(view_a: torch.Tensor, view_b: torch.Tensor, temperature: torch.Tenso
     Under DDP the negatives come from every rank's views, so the loss is that of
     the global batch (each rank averages over its own anchors).
     """
+    return F.cross_entropy(*nt_xent_logits(view_a, view_b, temperature))
+
+
+def positive_retrieval(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    r"""The fraction of anchors whose most similar other view is their positive: :math:`\frac{1}{2N}\sum_i
+    [\arg\max_{k \ne i} s_{ik} = j(i)]`. Near 1, the pair is found without effort (chance is 1/(2N-1))."""
+    return (logits.argmax(dim=1) == positives).float().mean()
+
+
+def nt_xent_logits(view_a: torch.Tensor, view_b: torch.Tensor,
+                   temperature: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The (2N, 2N·world) logits :math:`s_{ik}/\tau` of :func:`nt_xent`, self-similarities masked to -inf, and
+    each anchor's positive column."""
     n = view_a.shape[0]
     anchors = F.normalize(torch.cat([view_a, view_b]).float(), dim=1)
     candidates = world_cat(anchors)
@@ -27,4 +40,4 @@ def nt_xent(view_a: torch.Tensor, view_b: torch.Tensor, temperature: torch.Tenso
     rows = torch.arange(2 * n, device=anchors.device)
     logits = logits.masked_fill(F.one_hot(rows + offset, candidates.shape[0]).bool(), float("-inf"))
     positives = offset + (rows + n) % (2 * n)
-    return F.cross_entropy(logits, positives)
+    return logits, positives

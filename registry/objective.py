@@ -9,6 +9,7 @@ from torch import nn
 import registry
 from registry import PluginError
 from registry.objective_config import ObjectiveConfig
+from registry.photometry import extinction_coefficients
 from registry.views import Augment
 
 
@@ -51,13 +52,21 @@ def build_objective(config: ObjectiveConfig, channels: int, img_size: int) -> Ob
     patch = getattr(encoder, "patch_size", None) or 1
     local_size = config.local_size or max(patch * 2, (img_size // 2) // patch * patch)
     masker = registry.create("masker", config.masker) if config.masker else None
+    extinction = config.extinction_coefficients
+    if config.reddening > 0:
+        try:
+            extinction = extinction_coefficients(extinction, channels)
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
     augment = Augment(rotation=config.rotation, translate=config.translate, blur_sigma=config.blur,
-                      flux_scale=config.flux_scale, noise_std=config.view_noise)
+                      flux_scale=config.flux_scale, reddening=config.reddening, extinction=extinction,
+                      band_gain=config.band_gain, drop_bands=config.drop_bands, noise_std=config.view_noise)
     try:
         objective = _build(
             "loss", config.loss, encoder=encoder, lam=config.lam, global_views=config.global_views,
             local_views=config.local_views, global_size=config.global_size or img_size, local_size=local_size,
             global_scale=config.global_scale, local_scale=config.local_scale, augment=augment,
+            crop_ratio=config.crop_ratio,
             proj_dim=config.proj_dim, proj_hidden=config.proj_hidden, proj_depth=config.proj_depth,
             temperature=config.temperature, masker=masker, ema=config.ema, img_size=img_size,
             pred_loss=config.pred_loss,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+# The crop aspect-ratio range of every run recorded before it was an option.
+LEGACY_CROP_RATIO = (3 / 4, 4 / 3)
+
 
 @dataclass
 class ObjectiveConfig:
@@ -23,7 +26,7 @@ class ObjectiveConfig:
     img_size: int | None = None
     patch_size: int = 8
     global_views: int = 2
-    local_views: int = 6
+    local_views: int | None = None
     global_size: int | None = None
     local_size: int | None = None
     global_scale: tuple[float, float] | None = None
@@ -33,6 +36,11 @@ class ObjectiveConfig:
     translate: float = 0.0
     blur: float = 0.0
     flux_scale: tuple[float, float] | None = None
+    reddening: float = 0.0
+    extinction_coefficients: tuple[float, ...] | None = None
+    band_gain: float = 0.0
+    drop_bands: float = 0.0
+    crop_ratio: tuple[float, float] = (1.0, 1.0)
     temperature: float | None = None
     proj_dim: int | None = None
     proj_hidden: int | None = None
@@ -41,8 +49,12 @@ class ObjectiveConfig:
 
     @classmethod
     def from_json(cls, values: dict):
-        """The config recorded in a run manifest: keys of other configs ignored, lists back to tuples."""
+        """The config recorded in a run manifest: keys of other configs ignored, lists back to tuples.
+
+        Runs recorded before ``crop_ratio`` cropped with aspect ratios log-uniform in
+        [3/4, 4/3], so they are rebuilt (and resumed) with that range."""
         known = {f.name for f in fields(cls)}
+        values = {"crop_ratio": LEGACY_CROP_RATIO, **values}
         return cls(**lists_to_tuples({k: v for k, v in values.items() if k in known}))
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from registry import PluginError
-from registry.ntxent import nt_xent
+from registry.ntxent import nt_xent_logits, positive_retrieval
 from registry.objective import Objective
 from registry.projector import mlp_projector
 from registry.views import ViewSpec, random_views
@@ -62,8 +63,9 @@ class SimCLR(TwoViewObjective):
 
     def criterion(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
         temperature = self.log_temperature.exp().clamp(min=MIN_TEMPERATURE)
-        loss = nt_xent(view_a, view_b, temperature)
-        return {"loss": loss, "temperature": temperature.detach()}
+        logits, positives = nt_xent_logits(view_a, view_b, temperature)
+        return {"loss": F.cross_entropy(logits, positives), "temperature": temperature.detach(),
+                "retrieval": positive_retrieval(logits.detach(), positives)}
 
 
 class VICReg(TwoViewObjective):

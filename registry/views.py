@@ -4,9 +4,11 @@ A view is a random resized crop, a random flip and a random rotation (by a
 multiple of 90°, or by any angle), optionally shifted by a small translation,
 composed into one affine map per sample and applied with a single
 ``grid_sample`` call for the whole batch. Optional photometric steps follow, in
-this order: a PSF-like Gaussian blur, a flux scaling of the source above the sky
-level, and Gaussian pixel noise. There is no per-sample Python and no colour
-jitter: colour (flux ratios between bands) is physical.
+this order: a PSF-like Gaussian blur; one multiplication of each channel's flux
+above the sky by a flux scale, a dust reddening and a per-band gain (all
+:mod:`registry.photometry`); a single-band view; and Gaussian pixel noise. There
+is no per-sample Python. Colour changes only in the ways a survey changes it
+(foreground dust, calibration, the band observed), never by hue jitter.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from registry.photometry import band_gains, extinction_coefficients, extinction_factors, single_band
 
 ROTATIONS = ("quarter", "continuous")
 
@@ -29,6 +32,10 @@ class Augment:
     ``translate``: largest shift of the crop centre, as a fraction of the image side;
     ``blur_sigma``: largest std (pixels) of a Gaussian PSF-like blur, drawn uniformly from [0, it];
     ``flux_scale``: (low, high) range of a log-uniform factor on the flux above the sky;
+    ``reddening``: largest colour excess E(B-V), drawn uniformly from [0, it], of a dust screen;
+    ``extinction``: its per-channel coefficients R_c (None: SDSS gri for 3 channels, :mod:`registry.photometry`);
+    ``band_gain``: std of the log of an independent gain on each channel's flux above the sky;
+    ``drop_bands``: probability that a view keeps one random band, copied into every channel;
     ``noise_std``: std of added Gaussian noise, in normalised units.
     """
 
@@ -36,6 +43,10 @@ class Augment:
     translate: float = 0.0
     blur_sigma: float = 0.0
     flux_scale: tuple[float, float] | None = None
+    reddening: float = 0.0
+    extinction: tuple[float, ...] | None = None
+    band_gain: float = 0.0
+    drop_bands: float = 0.0
     noise_std: float = 0.0
 
 
@@ -111,10 +122,13 @@ def random_views(images: torch.Tensor, spec: ViewSpec, generator: torch.Generato
     if spec.augment.blur_sigma > 0:
         sigma = _uniform(0.0, spec.augment.blur_sigma, total, generator, device)[rows]
         views = gaussian_blur(views, sigma, spec.augment.blur_sigma)
-    if spec.augment.flux_scale is not None:
-        low, high = spec.augment.flux_scale
-        factor = _uniform(math.log(low), math.log(high), total, generator, device).exp()[rows]
-        views = scale_flux(views, factor.to(views.dtype))
+    factor = photometric_factors(spec.augment, total, images.shape[1], generator, device)
+    if factor is not None:
+        views = scale_flux(views, factor[rows].to(views.dtype))
+    if spec.augment.drop_bands > 0:
+        drop = torch.rand(total, generator=generator, device=device) < spec.augment.drop_bands
+        band = torch.randint(0, images.shape[1], (total,), generator=generator, device=device)
+        views = single_band(views, band[rows], drop[rows])
     if spec.augment.noise_std > 0:
         noise = torch.randn([total, *shape[1:]], generator=generator, device=device, dtype=views.dtype)
         views = views + spec.augment.noise_std * noise[rows]
@@ -140,14 +154,33 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -
     return flat.reshape(n, c, h, w)
 
 
+def photometric_factors(augment: Augment, total: int, channels: int, generator: torch.Generator,
+                        device) -> torch.Tensor | None:
+    """The (total, 1 or C) factors on the flux above the sky of ``total`` views: flux scale × reddening × band
+    gain, each drawn only when set (so a run without one draws what it drew before it existed); None if none is."""
+    factor = None
+    if augment.flux_scale is not None:
+        low, high = augment.flux_scale
+        factor = _uniform(math.log(low), math.log(high), total, generator, device).exp()[:, None]
+    if augment.reddening > 0:
+        coefficients = torch.tensor(extinction_coefficients(augment.extinction, channels), device=device)
+        reddened = extinction_factors(_uniform(0.0, augment.reddening, total, generator, device), coefficients)
+        factor = reddened if factor is None else factor * reddened
+    if augment.band_gain > 0:
+        gains = band_gains(augment.band_gain, total, channels, generator, device)
+        factor = gains if factor is None else factor * gains
+    return factor
+
+
 def scale_flux(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     r"""Scale each image's flux above its sky level: :math:`x' = b + a\,(x - b)`.
 
     :math:`b` is the per-image, per-channel median (the sky dominates a centred
-    cutout) and :math:`a` = ``factor[i]``; the background stays where it was.
+    cutout) and :math:`a` = ``factor[i]``, or ``factor[i, c]`` for one factor per
+    channel; the background stays where it was.
     """
     sky = images.flatten(2).median(dim=2).values[..., None, None]
-    return sky + factor[:, None, None, None] * (images - sky)
+    return sky + factor.reshape(factor.shape[0], -1, 1, 1) * (images - sky)
 
 
 def centre_view(images: torch.Tensor, size: int) -> torch.Tensor:

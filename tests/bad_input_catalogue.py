@@ -10,7 +10,7 @@ promises:
 - every store and run that existed before the case is byte-identical afterwards.
 
 Every case starts from a copy of one home: a 16 px store and a completed two-step
-run with an anomalies evaluation. Large files are hard-linked into the copy
+run (which kept its optimiser state) with an anomalies evaluation. Large files are hard-linked into the copy
 (astrojepa replaces files by renaming, so a write can never reach the original)
 and their digests are cached by inode and modification time.
 
@@ -193,7 +193,7 @@ def make_base_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ASTROJEPA_HOME", str(home))
         cli = Cli()
-        run = cli.json("pretrain", *TINY)["run_id"]
+        run = cli.json("pretrain", *TINY, "--keep-state")["run_id"]  # resumable cases copy it
         cli("anomalies", run, "--top", "3")
     return home, run
 

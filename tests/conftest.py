@@ -88,4 +88,4 @@ def gz1_dir() -> Path:
 
 
 TINY_PRETRAIN = ("--arch", "vit-t", "--img-size", "16", "--patch-size", "4", "--batch-size", "16",
-                 "--local-views", "2", "--log-every", "1", "--quiet")
+                 "--local-views", "2", "--log-every", "1", "--precision", "fp32", "--quiet")

@@ -11,7 +11,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from tests.bad_input_catalogue import catalogue_tests, TINY, Case, Env, file_setup, no_new_run, npz_setup
+from tests.bad_input_catalogue import catalogue_tests, TINY, Case, Env, file_setup, no_new_run, npz_setup, says
 from tests.conftest import TINY_PRETRAIN
 
 
@@ -87,6 +87,8 @@ CASES = [
          setup=npz_setup(np.full((4, 16, 16), np.nan, dtype=np.float32))),
     Case("npz-truncated", ("fetch-data", "npz", "{tmp}/arrays.npz", "--name", "w"), setup=_truncated_npz),
     Case("verify-without-name", ("fetch-data", "verify")),
+    Case("fetch-name-taken", ("fetch-data", "npz", "{tmp}/arrays.npz", "--name", "blobs"),
+         setup=npz_setup(np.zeros((4, 16, 16), dtype=np.uint8)), after=says("pass --force to replace it")),
     Case("batch-larger-than-data", ("pretrain", "--data", "blobs", *TINY_PRETRAIN, "--batch-size", "512"),
          after=no_new_run),
     # configs and flags
@@ -112,6 +114,8 @@ CASES = [
     Case("unknown-masker", ("pretrain", "--data", "blobs", "--loss", "ijepa", "--masker", "nope")),
     # devices
     Case("device-foo-pretrain", ("pretrain", *TINY, "--device", "foo"), after=no_new_run),
+    Case("log-unknown-tracker", ("pretrain", *TINY, "--log", "tensorboard", "--log", "neptune"), after=no_new_run,
+         invented=True),
     Case("device-foo-embed", ("embed", "{run}", "--device", "foo")),
     Case("device-foo-probe", ("probe", "{run}", "--device", "foo")),
     Case("device-foo-anomalies", ("anomalies", "{run}", "--device", "foo")),

@@ -51,6 +51,11 @@ def _kill_between_writes(env: Env) -> None:
     replace_file(copy / "state.json", json.dumps({**state, "step": 1}).encode())
 
 
+def _completed_without_state(env: Env) -> None:
+    """A run that completed without --keep-state: its optimiser state was dropped."""
+    env.values["stateless"] = env.cli.json("pretrain", *TINY)["run_id"]
+
+
 def _owned_by_live_process(env: Env) -> None:
     copy = env.copy_run("busy")
     manifest = json.loads((copy / "manifest.json").read_text())
@@ -134,6 +139,8 @@ CASES = [
     # resuming
     Case("resume-completed-run", ("pretrain", "--resume", "{run}"), after=says("already completed")),
     Case("resume-with-conflicting-flag", ("pretrain", "--resume", "{run}", "--lr", "1")),
+    Case("resume-completed-run-without-state", ("pretrain", "--resume", "{stateless}", "--max-steps", "3"),
+         setup=_completed_without_state, after=says("dropped its optimiser state")),
     Case("resume-run-still-training", ("pretrain", "--resume", "busy"), setup=_owned_by_live_process, invented=True),
     Case("resume-torn-metrics", ("pretrain", "--resume", "torn", "--max-steps", "3", "--quiet"), code=0,
          setup=_torn_metrics, after=_resumed_to("torn", 3)),

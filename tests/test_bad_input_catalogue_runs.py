@@ -6,9 +6,12 @@ Each case is a real CLI invocation on real files, run and checked by :mod:`tests
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import socket
 from typing import Callable
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -65,6 +68,27 @@ def _delete_anomalies_json(env: Env) -> None:
     replace_file(copy / "manifest.json", json.dumps(manifest).encode())
 
 
+def _run_without_encoder(env: Env) -> None:
+    (env.copy_run("no-encoder") / "encoder.safetensors").unlink()
+
+
+def _without_umap(env: Env) -> None:
+    if importlib.util.find_spec("umap") is not None:
+        pytest.skip("umap-learn is installed")
+
+
+def _busy_port(env: Env) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    env.values.update(port=str(listener.getsockname()[1]), listener=listener)
+
+
+def _port_named_and_freed(env: Env, result) -> None:
+    env.values["listener"].close()
+    assert f"port {env.values['port']} on 127.0.0.1 is not free" in result.stderr, result.stderr
+
+
 def _listed_despite_broken_manifest(env: Env, result) -> None:
     assert [row["run_id"] for row in json.loads(result.stdout)["runs"]] == [env.run]
     assert "warning: skipping run zz-broken" in result.stderr
@@ -91,10 +115,18 @@ CASES = [
     Case("anomalies-k-zero", ("anomalies", "{run}", "--k", "0")),
     Case("anomalies-top-zero", ("anomalies", "{run}", "--top", "0")),
     Case("export-onto-existing-file", ("export", "{run}", "--out", "{tmp}/file"), setup=file_setup("file", "keep me")),
-    Case("export-unknown-format", ("export", "{run}", "--out", "{tmp}/x", "--format", "onnx")),
+    Case("export-unknown-format", ("export", "{run}", "--out", "{tmp}/x", "--format", "tflite")),
     Case("embed-unknown-format", ("embed", "{run}", "--format", "bogus")),
     Case("probe-shots-not-numbers", ("probe", "{run}", "--shots", "a,b")),
     Case("similar-unknown-id", ("similar", "{run}", "--id", "no-such-object")),
+    Case("explore-run-without-encoder", ("explore", "no-encoder"), setup=_run_without_encoder,
+         after=says("no encoder.safetensors")),
+    Case("explore-unknown-color-by", ("explore", "{run}", "--color-by", "no-such-column"),
+         after=says("choose from label, anomaly, split")),
+    Case("explore-umap-without-extra", ("explore", "{run}", "--method", "umap"), setup=_without_umap,
+         after=says("pip install 'astrojepa[umap]'")),
+    Case("explore-busy-port", ("explore", "{run}", "--serve", "--port", "{port}"), setup=_busy_port,
+         after=_port_named_and_freed),
 ]
 
 

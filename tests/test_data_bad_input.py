@@ -144,7 +144,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_rejected_without_damage(cli, home, keep, tmp_path, case):
     build, message = CASES[case]
-    result = cli("fetch-data", *build(tmp_path), "--name", "keep", "--size", "16", expect=2)
+    result = cli("fetch-data", *build(tmp_path), "--name", "keep", "--force", "--size", "16", expect=2)
     _assert_rejected(result.stderr, message, home, keep)
 
 
@@ -183,7 +183,7 @@ def test_full_disk_is_one_line_and_leaves_the_earlier_store(home, keep, tmp_path
 
     child = subprocess.run(
         [sys.executable, "-m", "astrojepa_cli", "fetch-data", "npz", str(tmp_path / "big.npz"), "--size", "64",
-         "--name", "keep"],
+         "--name", "keep", "--force"],
         preexec_fn=cap_file_size, capture_output=True, text=True, timeout=120,
         env={**os.environ, "ASTROJEPA_HOME": str(home), "OMP_NUM_THREADS": "1", "COLUMNS": "400"},
     )

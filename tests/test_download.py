@@ -95,7 +95,8 @@ def test_server_that_ignores_range_restarts_from_zero(cli, home, server, sdss_by
 def test_404_fails_at_once_with_one_line_and_keeps_earlier_store(cli, home, server):
     write_blob_store(home / "data" / "keep.h5")
     before = verify(home / "data" / "keep.h5").sha256
-    result = cli("fetch-data", "galaxy10-sdss", "--url", server.url("/missing.h5"), "--name", "keep", expect=2)
+    result = cli("fetch-data", "galaxy10-sdss", "--url", server.url("/missing.h5"), "--name", "keep", "--force",
+                 expect=2)
     assert "HTTP 404" in _one_error_line(result)
     assert len(server.requests) == 1, "a 404 is permanent: no retries"
     assert verify(home / "data" / "keep.h5").sha256 == before
@@ -114,7 +115,7 @@ def test_500_is_retried_a_bounded_number_of_times(cli, home, server, sdss_bytes)
 def test_md5_mismatch_keeps_partial_and_writes_no_store(cli, home, server, sdss_bytes):
     write_blob_store(home / "data" / "galaxy10-sdss.h5", name="galaxy10-sdss")
     before = verify(home / "data" / "galaxy10-sdss.h5").sha256
-    result = cli("fetch-data", "galaxy10-sdss", "--url", server.url(NAME), "--md5", "0" * 32, expect=2)
+    result = cli("fetch-data", "galaxy10-sdss", "--url", server.url(NAME), "--md5", "0" * 32, "--force", expect=2)
     line = _one_error_line(result)
     assert "checksum mismatch" in line and "md5 expected " + "0" * 32 in line
     partial = home / "data" / "downloads" / "Galaxy10.h5.part"

@@ -141,7 +141,7 @@ def test_timm_export_loads_in_plain_timm_with_identical_embeddings(trained, refe
 
 def test_export_rejects_unknown_format(trained, tmp_path):
     cli, root, run = trained
-    cli("export", run, "--format", "onnx", "--out", tmp_path / "x", "--root", root, expect=2)
+    cli("export", run, "--format", "tflite", "--out", tmp_path / "x", "--root", root, expect=2)
 
 
 def test_embeddings_use_the_runs_intensity_stretch(trained):

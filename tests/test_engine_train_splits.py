@@ -1,4 +1,4 @@
-"""Pretraining reads no labels, so it trains on every split of the store unless --train-splits says otherwise."""
+"""Pretraining leaves a labelled store's test split out (probes score it) unless --train-splits says otherwise."""
 
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ def _images_seen(result: dict) -> int:
     return 8 * len(rows)  # one row per step (--log-every 1) of 8 images
 
 
-def test_every_split_by_default(cli, split_store):
+def test_every_split_but_test_by_default_and_all_on_request(cli, split_store):
     result = cli.json("pretrain", *TINY)
     manifest = _manifest(result)
-    assert manifest["config"]["train_splits"] == ["train", "valid", "test"]
-    assert manifest["dataset"]["n_train_images"] == 48
-    assert result["steps"] == 48 // 8 and _images_seen(result) == 48
+    assert manifest["config"]["train_splits"] == ["train", "valid"]
+    assert manifest["dataset"]["n_train_images"] == 40
+    assert result["steps"] == 40 // 8 and _images_seen(result) == 40
+    every = cli.json("pretrain", *TINY, "--train-splits", "all")
+    assert _manifest(every)["config"]["train_splits"] == ["train", "valid", "test"]
+    assert every["steps"] == 48 // 8 and _images_seen(every) == 48
     # The online probe still learns from the train split and is scored on the test split.
     assert 0.0 <= manifest["epochs"][0]["online_probe_accuracy"] <= 1.0
 
@@ -72,7 +75,7 @@ def test_bad_train_splits_is_one_error_line(cli, split_store, splits, message):
 
 
 def test_resume_keeps_the_recorded_splits(cli, split_store):
-    first = cli.json("pretrain", *TINY, "--train-splits", "valid,test", "--max-steps", "1")
+    first = cli.json("pretrain", *TINY, "--train-splits", "valid,test", "--max-steps", "1", "--keep-state")
     refused = cli("pretrain", "--resume", first["run_id"], "--train-splits", "train", expect=2)
     assert "cannot change --train-splits" in refused.stderr
     resumed = cli.json("pretrain", "--resume", first["run_id"], "--max-steps", "2", "--quiet")

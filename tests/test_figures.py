@@ -74,7 +74,7 @@ def test_run_figures_speak_words_and_name_data_and_score(made, drawn):
         assert not [label for label in _labels(figure) if "_" in label], _labels(figure)
 
     loss = figures["loss"]
-    assert [a.get_ylabel() for a in loss.axes] == ["total loss", "prediction loss", "SIGReg statistic"]
+    assert [a.get_ylabel() for a in loss.axes] == ["total loss", "prediction loss", "projection variance", "SIGReg statistic"]
     assert all(_whole_ticks(a) for a in loss.axes) and "on sky" in loss.get_suptitle()
     assert all(_whole_ticks(a) for a in figures["monitors"].axes)
 

@@ -61,10 +61,20 @@ def test_linear_probe_over_seeds_reports_mean_std_and_is_recorded(trained):
     assert matrix.shape == (3, 3) and matrix.sum() == 2 * result["n_test"]  # summed over the two seeds
     recorded = _evaluations(cli, root, run)["blobs/linear"]
     assert recorded["balanced_accuracy"] == result["balanced_accuracy"]
+    # Each seed's prediction for each test image, and the bootstrap intervals built from them.
+    assert np.array(recorded["test_predictions"]).shape == (2, result["n_test"])
+    low, high = result["balanced_accuracy_ci"]
+    assert low <= result["balanced_accuracy"] <= high
+    low, high = result["difference_ci"]
+    assert low <= result["difference"] <= high and result["n_test"] == 32
+    assert result["random_inits"] == {"default": result["random_weights_balanced_accuracy"]}  # a ViT: one network
 
     baseline = cli.json("probe", run, "--random-init", "--root", root)
     assert baseline["protocol"] == "linear-random-init"
     assert "blobs/linear-random-init" in _evaluations(cli, root, run)
+    printed = " ".join(cli("probe", run, "--seeds", "2", "--root", root).stderr.split())
+    assert f"balanced accuracy {result['balanced_accuracy']:.3f} (95% interval {result['balanced_accuracy_ci'][0]:.3f}" \
+        in printed and "over 32 test images" in printed
 
 
 def test_knn_weights_votes_by_similarity():

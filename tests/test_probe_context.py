@@ -36,9 +36,10 @@ def test_probe_reports_random_weights_and_chance_and_caches_the_baseline(cli, bl
 def test_keys_sentences_and_collapse():
     assert random_init_key("gz1/linear-last2-d4", "linear") == "gz1/linear-random-init-last2-d4"
     assert random_init_key("gz1/knn-20", "knn-20") == "gz1/knn-20-random-init"
-    assert "clearly paid" in verdict(0.80, 0.70, 0.25)
-    assert "added nothing" in verdict(0.700, 0.705, 0.25)
-    assert "random weights do better" in verdict(0.60, 0.70, 0.25)
+    paid = verdict(0.80, [0.74, 0.86], 0.70, 0.25, [0.04, 0.16], 200)
+    assert "the pretraining paid: +0.100 (95% interval +0.040 to +0.160 over 200 test images)" in paid
+    assert "no measurable difference" in verdict(0.700, [0.64, 0.76], 0.705, 0.25, [-0.05, 0.04], 200)
+    assert "random weights do better" in verdict(0.60, [0.54, 0.66], 0.70, 0.25, [-0.16, -0.04], 200)
     assert collapse_warning({"epochs": [{"effective_rank": 4.2}]}).startswith("the embeddings' effective rank was 4.2")
     assert collapse_warning({"epochs": [{"effective_rank": 40.0}]}) is None
     assert collapse_warning({"epochs": []}) is None

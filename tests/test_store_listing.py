@@ -23,7 +23,7 @@ def test_list_shows_every_store_and_warns_about_a_broken_file(cli, home):
     assert len(warnings) == 1 and warnings[0].startswith("warning: ") and "broken.h5" in warnings[0]
 
     table = cli("fetch-data", "list").stderr
-    assert "blobs" in table and "more" in table and "8x8x3" in table
+    assert "blobs" in table and "more" in table and "8×8×3" in table
 
 
 def test_list_stores_returns_each_store_with_its_size(home):

@@ -34,7 +34,8 @@ def embed(
     safetensors holds embeddings, labels, targets and catalog columns (ids in its metadata); npy the
     (N, D) float32 matrix; parquet, csv, fits and votable one row per object: id, split, label,
     label_name, targets, the store's catalog columns (e.g. ra, dec), e0..e{D-1}. A file's suffix
-    must match its format.
+    must match its format. The embeddings are kept in the run's cache, so `similar`, `anomalies`,
+    `probe` and `plot --latent` reuse them (see `astrojepa runs cache`).
 
     Examples:
 
@@ -51,19 +52,21 @@ def embed(
     from astrojepa_cli.data import store
     from astrojepa_cli.evaluate import features as feature_extraction
     from astrojepa_cli.evaluate.explore import embedding_files
+    from astrojepa_cli.runs.embedding_cache import EmbeddingCache
     from astrojepa_cli.train.distributed import resolve_device
 
     fmt = embedding_files.resolve_format(fmt, out)
     if out == "-" and json_output:
         raise UserError("--json and --out - both write to stdout; choose one")
     run, data_name, store_path = open_with_data(run_ref, data, root)
+    cache = EmbeddingCache.of_run(run)  # before the encoder is loaded (see EmbeddingCache.of_run)
     encoder = runs.load_encoder(run)
     pool = pool or runs.run_pool(run.manifest)
     feature_extraction.check_pool(encoder, pool)
     feature_extraction.check_tta(tta)
     meta = store.load(store_path, with_images=False)
     chunks = feature_extraction.iter_embeddings(encoder, store_path, resolve_device(device), pool,
-                                                runs.run_stretch(run.manifest), tta=tta)
+                                                runs.run_stretch(run.manifest), tta=tta, cache=cache)
     first = next(chunks)  # the pooling sets the width (last2 concatenates two stages)
     chunks, n, dim = itertools.chain([first], chunks), len(meta.ids), first.shape[1]
     arguments = (fmt, chunks, meta, store.read_info(store_path).classes, dim)

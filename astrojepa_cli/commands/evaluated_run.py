@@ -37,17 +37,20 @@ def open_with_data(run_ref: str, data: str | None, root: Path | None) -> tuple[R
 def frozen_features(run: Run, store_path: Path, device: str, tta: str,
                     pool: str | None = None) -> tuple[Features, torch.nn.Module]:
     """The run's encoder and its embeddings of every image in the store (all finite), pooled as ``pool``
-    says or, when it is None, as the run's embedding is (``pretrain --embedding-pool``)."""
+    says or, when it is None, as the run's embedding is (``pretrain --embedding-pool``); read from the
+    run's embedding cache when an earlier command computed them."""
     from astrojepa_cli import runs
     from astrojepa_cli.evaluate import features as feature_extraction
     from astrojepa_cli.evaluate.probes.linear import finite
+    from astrojepa_cli.runs.embedding_cache import EmbeddingCache
     from astrojepa_cli.train.distributed import resolve_device
 
+    cache = EmbeddingCache.of_run(run)  # before the encoder is loaded (see EmbeddingCache.of_run)
     encoder = runs.load_encoder(run)
     pool = pool or runs.run_pool(run.manifest)
     feature_extraction.check_pool(encoder, pool)
     features = feature_extraction.extract(encoder, store_path, resolve_device(device), pool=pool,
-                                          stretch=runs.run_stretch(run.manifest), tta=tta)
+                                          stretch=runs.run_stretch(run.manifest), tta=tta, cache=cache)
     return finite(features), encoder
 
 

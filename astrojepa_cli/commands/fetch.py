@@ -12,7 +12,7 @@ from rich.table import Table
 
 from astrojepa_cli.commands.common import JsonOption, RootOption, cli_command, report
 from astrojepa_cli.commands.default_command import group_with_default
-from astrojepa_cli.console import stderr
+from astrojepa_cli.console import counts, stderr
 from astrojepa_cli.data.sources import source_names
 from astrojepa_cli.errors import UserError
 
@@ -32,6 +32,15 @@ def summary(info: StoreInfo) -> dict:
     return {"name": info.name, "store": info.path, "n_images": info.n_images, "image_shape": info.image_shape,
             "dtype": info.dtype, "classes": info.classes, "splits": info.splits, "targets": info.targets,
             "sha256": info.sha256}
+
+
+def described(info: StoreInfo) -> str:
+    """A store in one line for people: ``2,158 images of 64×64×1, splits test 200, train 1,758, valid 200,
+    classes FRI, FRII`` (``unlabelled`` when it has no classes)."""
+    shape = "×".join(str(side) for side in info.image_shape)
+    classes = f"classes {', '.join(info.classes)}" if info.classes else "unlabelled"
+    targets = f", targets {', '.join(info.targets)}" if info.targets else ""
+    return f"{info.n_images:,} images of {shape}, splits {counts(info.splits)}, {classes}{targets}"
 
 
 def _channel_list(text: str | None) -> tuple[int, ...] | None:
@@ -65,6 +74,8 @@ def import_source(
     image_column: Annotated[Optional[str], typer.Option(help="hf: column with the images.")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="hf: column with the labels.")] = None,
     split: Annotated[Optional[str], typer.Option(help="hf: import only this split.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a store of the same name (runs trained on it "
+                                                       "can then no longer resume).")] = False,
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -89,6 +100,9 @@ def import_source(
     if size < 8:
         raise UserError(f"--size must be at least 8 pixels, got {size}")
     store_name = name or default_store_name(source)
+    if paths.store_path(store_name, root).exists() and not force:
+        raise UserError(f"a store named '{store_name}' already exists ({paths.store_path(store_name, root)}); "
+                        "choose another --name, or pass --force to replace it")
     options = ImportOptions(store=paths.store_path(store_name, root), name=store_name, size=size, crop=crop,
                             seed=seed, strict=strict, channels=_channel_list(channels), float16=float16)
     args = SourceArgs(path=Path(target) if target else None, catalog=catalog, file_column=file_column, url=url,
@@ -98,8 +112,7 @@ def import_source(
     for warning in options.warnings:
         stderr.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     report(summary(info), json_output,
-           lambda: stderr.print(f"stored [bold]{info.n_images}[/] images {info.image_shape} in {info.path} "
-                                f"(splits {info.splits}, classes {info.classes})", highlight=False))
+           lambda: stderr.print(f"stored {escape(described(info))} in {escape(str(info.path))}", highlight=False))
 
 
 @fetch_app.command("list")
@@ -116,8 +129,9 @@ def list_stores(root: RootOption = None, json_output: JsonOption = False) -> Non
     def human() -> None:
         table = Table("name", "images", "shape", "classes", "splits", "size")
         for info, size in infos:
-            table.add_row(info.name, str(info.n_images), "x".join(map(str, info.image_shape)), str(len(info.classes)),
-                          " ".join(f"{k}:{v}" for k, v in info.splits.items()), f"{size / 2**20:.1f} MiB")
+            table.add_row(info.name, f"{info.n_images:,}", "×".join(map(str, info.image_shape)),
+                          str(len(info.classes)) if info.classes else "unlabelled", counts(info.splits),
+                          f"{size / 2**20:.1f} MiB")
         stderr.print(table)
 
     report({"stores": [{**summary(info), "bytes": size} for info, size in infos]}, json_output, human)

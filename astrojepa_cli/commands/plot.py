@@ -35,6 +35,8 @@ def plot_run(
     data: DataOption = None,
     latent: Annotated[Optional[str], typer.Option(help="Also draw a latent map: pca, tsne or umap.")] = None,
     patches: Annotated[Optional[str], typer.Option(help="Also draw I-JEPA patch heatmaps for the image with this id.")] = None,
+    title: Annotated[Optional[str], typer.Option(
+        help="A line above every figure's own title, e.g. the run id or 'Figure 2' (default: none).")] = None,
     pdf: PdfOption = False,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the figures (default: RUN/plots).")] = None,
     device: DeviceOption = "auto",
@@ -65,16 +67,16 @@ def plot_run(
         check_method(latent)
     run, data_name, store_path = open_with_data(run_ref, data, root)
     out_dir = out or run.dir / "plots"
-    files = figures.training_figures(run, out_dir, pdf) + figures.evaluation_figures(run, out_dir, pdf)
+    files = figures.training_figures(run, out_dir, pdf, title) + figures.evaluation_figures(run, out_dir, pdf, title)
     if latent is not None:
         features = frozen_features(run, store_path, device, "none")[0]
         files += figures.latent_map(features, store.read_info(store_path).classes, latent,
                                     out_dir / f"latent-{data_name}-{latent}.png", pdf,
-                                    f"map of {data_name} embeddings ({run.id})")
+                                    f"map of {data_name} embeddings", title)
     if patches is not None:
         from astrojepa_cli.evaluate.explore.patch_heatmaps import patch_heatmap_figure
 
-        figure = patch_heatmap_figure(run, store_path, patches, resolved)
+        figure = patch_heatmap_figure(run, store_path, patches, resolved, title=title)
         files += save_figure(figure, out_dir / f"patches-{data_name}-{patches}.png", pdf)
     _report_files(files, json_output)
 

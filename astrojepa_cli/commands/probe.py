@@ -10,9 +10,10 @@ from astrojepa_cli.commands.common import (
     DataOption, DeviceOption, JsonOption, PoolOption, RootOption, RunArgument, TtaOption, cli_command, report,
 )
 from astrojepa_cli.commands.evaluated_run import open_with_data, record_evaluation
+from astrojepa_cli.commands.run_summary import test_split_seen
 from astrojepa_cli.commands.render import probe_table, snapshot_table
 from astrojepa_cli.console import stderr
-from astrojepa_cli.evaluate.probes.context import collapse_warning
+from astrojepa_cli.evaluate.probes.context import collapse_warning, convergence_warning
 from astrojepa_cli.evaluate.probes.finetune_config import FinetuneConfig
 from astrojepa_cli.evaluate.probes.scratch_training import ScratchTraining
 
@@ -85,8 +86,9 @@ def probe(
                         max_snapshots)
     for key, result in outcome.records:
         record_evaluation(run, key, result, outcome.encoder_step)
-    warning = collapse_warning(run.manifest)
-    if warning:
+    warnings = [collapse_warning(run.manifest), *(convergence_warning(key, result) for key, result in outcome.records),
+                test_split_seen(run.manifest, data_name)]
+    for warning in filter(None, warnings):
         stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
     payload = {"run_id": run.id, "data": data_name, "protocol": outcome.protocol, **outcome.result, **outcome.context}
     title = f"{outcome.protocol} probe of {run.id} on {data_name}"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from rich.console import Group
-from rich.table import Table
+from typing import Callable
+
+from rich.console import Console, Group
+from rich.measure import Measurement
+from rich.table import Column, Table
+
+from astrojepa_cli.console import UNWRAPPED_WIDTH, significant
 
 REGRESSION_AND_CLASSIFICATION = ("accuracy", "balanced_accuracy", "macro_f1", "mse", "rmse", "mae", "r2")
 
@@ -79,23 +84,55 @@ def neighbour_table(data_name: str, result: dict) -> Group:
     return Group(table, f"mosaic: {result['mosaic']}")
 
 
-def rows_table(columns: list[str], rows: list[dict]) -> Table:
-    """One row per record, one column per key (``-`` for a missing value)."""
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("-" if row.get(key) is None else str(row[key]) for key in columns))
+def _whole(header: str, values: list[str]) -> Column:
+    """A column that is never cut or folded (a run id, a path): a narrow terminal folds the others first."""
+    return Column(header, no_wrap=True, min_width=max([len(header), *map(len, values)]))
+
+
+def rows_table(columns: list[str], rows: list[dict], whole: tuple[str, ...] = (),
+               formats: dict[str, Callable[[object], str]] | None = None) -> Table:
+    """One row per record, one column per key (``-`` for a missing value); the ``whole`` columns keep their
+    values on one line, and ``formats`` turns a key's values into text (default: ``str``)."""
+    formats = formats or {}
+    cells = [["-" if row.get(key) is None else formats.get(key, str)(row[key]) for key in columns] for row in rows]
+    headers = [key.replace("_", " ") for key in columns]
+    table = Table(*(_whole(header, [line[i] for line in cells]) if key in whole else Column(header, overflow="fold")
+                    for i, (key, header) in enumerate(zip(columns, headers))))
+    for line in cells:
+        table.add_row(*line)
     return table
 
 
-def comparison_table(comparison: dict) -> Table:
-    """Config differences, final losses and evaluation results, one column per run."""
-    table = Table("", *comparison["runs"], title="run comparison")
+def fitting_rows_table(columns: list[str], rows: list[dict], console: Console, dropped_first: list[str],
+                       **options) -> Table:
+    """:func:`rows_table` without as many of the ``dropped_first`` columns, in order, as the console's width
+    needs (a column folded into slivers helps no one); the ``whole`` columns always stay."""
+    shown = list(columns)
+    table = rows_table(shown, rows, **options)
+    for column in dropped_first:
+        if Measurement.get(console, console.options.update_width(UNWRAPPED_WIDTH), table).maximum <= console.width:
+            break
+        shown.remove(column)
+        table = rows_table(shown, rows, **options)
+    return table
+
+
+def comparison_table(comparison: dict, width: int) -> Group:
+    """Config differences, final losses and evaluation results, one column per run. The columns are headed
+    by the runs' full ids when they fit in ``width``, else by numbers that a list of the ids above explains."""
+    labels = [f"config {key}" for key in comparison["config_differences"]] + ["final loss"] + [
+        f"{key} ({found['metric']})" for key, found in comparison["evaluations"].items()]
+    ids = comparison["runs"]
+    fits = max(map(len, labels)) + sum(len(run) + 3 for run in ids) + 4 <= width
+    headers = ids if fits else [f"run {number}" for number in range(1, len(ids) + 1)]
+    table = Table(Column("", overflow="fold"), *(_whole(header, []) for header in headers), title="run comparison")
     for key, values in comparison["config_differences"].items():
         table.add_row(f"config {key}", *(str(v) for v in values))
-    table.add_row("final loss", *(f"{v:.4g}" if v is not None else "-" for v in comparison["final_loss"]))
+    table.add_row("final loss", *(significant(v) for v in comparison["final_loss"]))
     for key, found in comparison["evaluations"].items():
         table.add_row(f"{key} ({found['metric']})", *(f"{v:.4f}" if v is not None else "-" for v in found["values"]))
-    return table
+    legend = "\n".join(f"{header}: {run}" for header, run in zip(headers, ids))
+    return Group(table) if fits else Group(legend, table)
 
 
 def plugin_tables(listing: dict[str, dict[str, str]]) -> Group:

@@ -1,4 +1,5 @@
-"""``astrojepa runs list|show|compare|rm|tag``: inspect, compare, delete and name runs."""
+"""``astrojepa runs list|show|compare|rm|tag|cache``: inspect, compare, delete and name runs, and
+list or clear their cached embeddings."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from typing import Annotated, Optional
 import typer
 
 from astrojepa_cli.commands.common import JsonOption, RootOption, RunArgument, cli_command, report
-from astrojepa_cli.commands.render import comparison_table, rows_table
+from astrojepa_cli.commands.render import comparison_table, fitting_rows_table, rows_table
 from astrojepa_cli.commands.run_summary import latest_evaluation, run_summary
-from astrojepa_cli.console import stderr
+from astrojepa_cli.console import significant, stderr
 from astrojepa_cli.errors import UserError
 
 runs_app = typer.Typer(help="List, inspect, compare, delete and name runs.", no_args_is_help=True)
+CACHE_PARTS = ["pool", "tta", "stretch"]  # the feature options an embedding cache entry is kept for
 LIST_COLUMNS = ["run_id", "name", "status", "data", "arch", "loss", "steps", "final_loss", "latest_evaluation",
                 "latest_score"]
+# The columns a narrow terminal leaves out of 'runs list', first to last ('--json' has them all).
+LIST_DROPPED_FIRST = ["latest_evaluation", "name", "data", "loss", "steps"]
 
 
 @runs_app.command("list")
@@ -38,7 +42,9 @@ def list_runs(root: RootOption = None, json_output: JsonOption = False) -> None:
                      "loss": config.get("loss"), "steps": run.manifest.get("steps"),
                      "final_loss": part(run.manifest, "result").get("final_loss"),
                      "latest_evaluation": evaluation[0], "latest_score": evaluation[1]})
-    report({"runs": rows}, json_output, lambda: stderr.print(rows_table(LIST_COLUMNS, rows), highlight=False))
+    report({"runs": rows}, json_output, lambda: stderr.print(
+        fitting_rows_table(LIST_COLUMNS, rows, stderr, LIST_DROPPED_FIRST, whole=("run_id",),
+                           formats={"final_loss": significant}), highlight=False))
 
 
 @runs_app.command("show")
@@ -82,7 +88,7 @@ def compare_runs(
         comparison["spearman"] = run_compare.loss_metric_spearman(compared, evaluation, metric)
 
     def human() -> None:
-        stderr.print(comparison_table(comparison))
+        stderr.print(comparison_table(comparison, stderr.width), highlight=False)
         if spearman:
             result = comparison["spearman"]
             stderr.print(f"Spearman rho(final loss, {result['metric']}) = {result['rho']:.3f} over {result['n']} runs "
@@ -128,6 +134,43 @@ def remove_runs(
     deleted = [run.id for run in doomed]
     report({"deleted": deleted}, json_output,
            lambda: stderr.print(f"deleted {', '.join(deleted)}" if deleted else "nothing deleted", highlight=False))
+
+
+@runs_app.command("cache")
+@cli_command
+def run_cache(
+    run_ref: RunArgument,
+    clear: Annotated[bool, typer.Option("--clear", help="Delete the run's cached embeddings.")] = False,
+    root: RootOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The run's cached embeddings: one entry per dataset, pooling, test-time views and stretch, kept by
+    embed, similar, anomalies, probe and plot --latent so that the next command does not embed again.
+    Entries of older weights or an older copy of a dataset are never read. --clear deletes them all.
+
+    Examples:
+
+      astrojepa runs cache latest
+
+      astrojepa runs cache RUN --clear --json | jq -r '.removed[]'
+    """
+    from astrojepa_cli import runs
+    from astrojepa_cli.runs import embedding_cache
+
+    run = runs.open_run(run_ref, root)
+    listed = [{"key": entry["key"], "dataset": entry.get("dataset"), **{k: entry["parts"].get(k) for k in CACHE_PARTS},
+               "n": entry.get("n"), "dim": entry.get("dim"), "bytes": entry["bytes"], "created": entry.get("created"),
+               "parts": entry["parts"]}
+              for entry in embedding_cache.entries(run.dir)]
+    removed = embedding_cache.clear(run.dir) if clear else []
+
+    def human() -> None:
+        stderr.print(rows_table(["key", "dataset", *CACHE_PARTS, "n", "dim", "bytes", "created"], listed)
+                     if listed else f"run {run.id} has no cached embeddings", highlight=False)
+        if clear:
+            stderr.print(f"deleted {len(removed)} cached embedding{'' if len(removed) == 1 else 's'}", highlight=False)
+
+    report({"run_id": run.id, "entries": listed, "removed": removed}, json_output, human)
 
 
 @runs_app.command("tag")

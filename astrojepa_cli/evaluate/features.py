@@ -12,6 +12,7 @@ import torch
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
+from astrojepa_cli.runs.embedding_cache import EmbeddingCache, file_signature
 from astrojepa_cli.work_progress import with_progress
 from registry.views import centre_view, dihedral_views
 
@@ -92,6 +93,43 @@ def tta_suffix(tta: str) -> str:
     return "" if tta == "none" else f"-{tta}"
 
 
+class EmbeddingModel(torch.nn.Module):
+    """A run's embedding as one network: (N, C, H, W) store pixels (uint8, or float in the store's scale)
+    to (N, D) embeddings. Stretch and per-channel standardisation as in training, the evaluation view
+    (resize to the encoder's input size), the encoder, the pooling. ``embed`` and the ONNX export
+    both run this module, so they compute the same function."""
+
+    def __init__(self, encoder: torch.nn.Module, normalise: loader.Normaliser, img_size: int, pool: str) -> None:
+        super().__init__()
+        self.encoder, self.normalise, self.img_size, self.pool = encoder, normalise, img_size, pool
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Store pixels -> the normalised evaluation view the encoder sees."""
+        return centre_view(self.normalise(pixels), self.img_size)
+
+    def embedding(self, prepared: torch.Tensor) -> torch.Tensor:
+        return pooled(self.encoder, prepared, self.pool)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.prepare(pixels))
+
+
+def _check(encoder: torch.nn.Module, info: store.StoreInfo, pool: str, tta: str) -> None:
+    check_pool(encoder, pool)
+    check_tta(tta)
+    if info.channels != encoder.in_chans:
+        raise UserError(f"the encoder takes {encoder.in_chans} channel(s) but dataset '{info.name}' has {info.channels}")
+
+
+def embedding_model(encoder: torch.nn.Module, store_path: Path, device: torch.device | str, pool: str,
+                    stretch: str) -> EmbeddingModel:
+    """The :class:`EmbeddingModel` of ``encoder`` on the store's images, in eval mode on ``device``."""
+    device = torch.device(device)
+    info = store.read_info(store_path)
+    _check(encoder, info, pool, "none")
+    normalise = loader.Normaliser.for_store(store_path, device, stretch)
+    return EmbeddingModel(encoder, normalise, encoder_img_size(encoder, info.image_shape[0]), pool).to(device).eval()
+
 
 def _embedder(encoder: torch.nn.Module, store_path: Path, device: torch.device | str, pool: str,
               stretch: str, tta: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -99,39 +137,75 @@ def _embedder(encoder: torch.nn.Module, store_path: Path, device: torch.device |
 
     ``tta="d4"`` averages the embeddings of the 8 rotated/flipped copies of each image.
     """
-    device = torch.device(device)
-    check_pool(encoder, pool)
     check_tta(tta)
-    info = store.read_info(store_path)
-    if info.channels != encoder.in_chans:
-        raise UserError(f"the encoder takes {encoder.in_chans} channel(s) but dataset '{info.name}' has {info.channels}")
-    normalise = loader.Normaliser.for_store(store_path, device, stretch)
-    img_size = encoder_img_size(encoder, info.image_shape[0])
-    encoder = encoder.to(device).eval()
+    model = embedding_model(encoder, store_path, device, pool, stretch)
 
     @torch.no_grad()
     def embed(images: np.ndarray) -> np.ndarray:
-        pixels = centre_view(normalise(loader.channels_first(images, device)), img_size)
+        pixels = model.prepare(loader.channels_first(images, torch.device(device)))
         copies = dihedral_views(pixels) if tta == "d4" else [pixels]
-        return torch.stack([pooled(encoder, copy, pool).float() for copy in copies]).mean(0).cpu().numpy()
+        return torch.stack([model.embedding(copy).float() for copy in copies]).mean(0).cpu().numpy()
 
     return embed
 
 
-def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
-                    pool: str = "mean", stretch: str = "none", chunk: int = CHUNK,
-                    tta: str = "none") -> Iterator[np.ndarray]:
-    """Embed the store's images in order, ``chunk`` at a time (eval mode, centre view).
-
-    Only one chunk of pixels and its embeddings are in memory at once.
-    """
+def _computed(encoder: torch.nn.Module, store_path: Path, device: torch.device | str, pool: str, stretch: str,
+              chunk: int, tta: str, n: int) -> Iterator[np.ndarray]:
     embed = _embedder(encoder, store_path, device, pool, stretch, tta)
-    n = store.read_info(store_path).n_images
     views = " x 8 views" if tta == "d4" else ""
     chunks = with_progress(store.iter_image_chunks(store_path, chunk=chunk), math.ceil(n / chunk),
                            f"embedding {n:,} images{views}")
     for _, images in chunks:
         yield embed(images)
+
+
+def _cache_options(info: store.StoreInfo, pool: str, stretch: str, tta: str) -> dict:
+    """What, besides the weights, a cache entry's features depend on. The input size is not listed:
+    the encoder file records it, or it is the store's image size, and both files' hashes are. The
+    store's recorded hash is joined by its file's size, mtime and inode, so pixels rewritten by
+    another tool (which leaves the recorded hash as it was) are embedded afresh."""
+    return {"store_sha256": info.sha256, "store_file": file_signature(Path(info.path)), "pool": pool, "tta": tta,
+            "stretch": stretch}
+
+
+def cached_features(store_path: Path, cache: EmbeddingCache, pool: str = "mean", stretch: str = "none",
+                    tta: str = "none") -> Features | None:
+    """The store's features held by ``cache`` for these options, or None; no encoder needs loading."""
+    check_pool_name(pool)
+    check_tta(tta)
+    info = store.read_info(store_path)
+    embeddings = cache.load(_cache_options(info, pool, stretch, tta), info.n_images)
+    if embeddings is None:
+        return None
+    meta = store.load(store_path, with_images=False)
+    return Features(embeddings, meta.labels, meta.ids, meta.split, meta.targets)
+
+
+def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
+                    pool: str = "mean", stretch: str = "none", chunk: int = CHUNK,
+                    tta: str = "none", cache: EmbeddingCache | None = None) -> Iterator[np.ndarray]:
+    """Embed the store's images in order, ``chunk`` at a time (eval mode, centre view).
+
+    Only one chunk of pixels and its embeddings are in memory at once. ``cache`` is the embedding
+    cache of the weights file ``encoder`` was loaded from (``EmbeddingCache.of_run(run)`` for the run's
+    own encoder; never pass it for random weights or an encoder changed since): embeddings it holds
+    for this store and these options are read back, others are computed and stored in it.
+    """
+    info = store.read_info(store_path)
+    _check(encoder, info, pool, tta)
+    cached = None if cache is None else cache.load(_cache_options(info, pool, stretch, tta), info.n_images)
+    if cached is not None:
+        for start in range(0, info.n_images, chunk):
+            yield cached[start : start + chunk]
+        return
+    if cache is None:
+        yield from _computed(encoder, store_path, device, pool, stretch, chunk, tta, info.n_images)
+        return
+    with cache.writing(_cache_options(info, pool, stretch, tta), info.n_images,
+                       {"dataset": info.name, "store": info.path}) as entry:
+        for embeddings in _computed(encoder, store_path, device, pool, stretch, chunk, tta, info.n_images):
+            entry.add(embeddings)
+            yield embeddings
 
 
 def embed_images(encoder: torch.nn.Module, images: np.ndarray, store_path: Path, device: torch.device | str = "cpu",
@@ -141,10 +215,12 @@ def embed_images(encoder: torch.nn.Module, images: np.ndarray, store_path: Path,
 
 
 def extract(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
-            pool: str = "mean", stretch: str = "none", chunk: int = CHUNK, tta: str = "none") -> Features:
-    """Embeddings of every image of the store, with its labels, ids, splits and targets."""
+            pool: str = "mean", stretch: str = "none", chunk: int = CHUNK, tta: str = "none",
+            cache: EmbeddingCache | None = None) -> Features:
+    """Embeddings of every image of the store, with its labels, ids, splits and targets (``cache``:
+    as for :func:`iter_embeddings`)."""
     meta = store.load(store_path, with_images=False)
-    embeddings = np.concatenate(list(iter_embeddings(encoder, store_path, device, pool, stretch, chunk, tta)))
+    embeddings = np.concatenate(list(iter_embeddings(encoder, store_path, device, pool, stretch, chunk, tta, cache)))
     return Features(embeddings, meta.labels, meta.ids, meta.split, meta.targets)
 
 

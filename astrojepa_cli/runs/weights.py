@@ -21,7 +21,8 @@ from astrojepa_cli.runs.store import ENCODER_FILE, SNAPSHOT_DIR, Run
 # The keyword arguments the built-in encoders pass to timm.create_model; a run file naming any other
 # (checkpoint_path, pretrained_cfg_overlay, ...) could make timm unpickle or download, so it is refused.
 TIMM_SPEC_KEYS = frozenset({"model_name", "img_size", "patch_size", "in_chans", "class_token", "global_pool", "fc_norm",
-                            "dynamic_img_size", "drop_path_rate", "depth", "drop_rate", "num_groups"})
+                            "dynamic_img_size", "drop_path_rate", "depth", "drop_rate", "num_groups",
+                            "zero_init_last"})
 TIMM_MODEL_NAME = re.compile(r"[a-z0-9_]+")
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -19,8 +19,8 @@ jobs on the cores do not inflate, so recipes get equal compute whatever else run
 from __future__ import annotations
 
 import os
-import platform
 import re
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -65,7 +65,11 @@ def parse_duration(text: str) -> float:
 
 @dataclass
 class BudgetPlan:
-    """What the calibration measured and the step count it chose (recorded in the run manifest)."""
+    """What the calibration measured and the step count it chose (recorded in the run manifest).
+
+    ``seconds_per_step_by_variant`` holds each timed variant's rate when the calibration
+    compared several (e.g. ``{"fp32": …, "bf16": …}``); ``seconds_per_step`` is the fastest,
+    and ``calibration_steps`` counts the steps of each variant."""
 
     budget_s: float
     clock: str
@@ -75,36 +79,45 @@ class BudgetPlan:
     epoch_end_s: float
     steps_per_epoch: int
     steps: int
+    seconds_per_step_by_variant: dict[str, float] | None = None
 
     @property
     def epochs(self) -> float:
         return self.steps / self.steps_per_epoch
 
     def to_json(self) -> dict:
-        return {**asdict(self), "epochs": round(self.epochs, 2)}
+        return {**{k: v for k, v in asdict(self).items() if v is not None}, "epochs": round(self.epochs, 2)}
 
 
-def plan_steps(budget_s: float, steps_per_epoch: int, train_step: Callable[[int], None],
+def plan_steps(budget_s: float, steps_per_epoch: int,
+               train_step: Callable[[int], None] | dict[str, Callable[[int], None]],
                epoch_end: Callable[[], None], synchronize: Callable[[], None] = lambda: None) -> BudgetPlan:
     """Time ``train_step(i)`` and one ``epoch_end()``, then choose the steps that fit in ``budget_s``.
 
-    ``synchronize`` waits for queued device work (CUDA is asynchronous), so the timings are real.
+    ``train_step`` may be a dict of variants (e.g. one step per precision): each is warmed
+    up, then their timed steps alternate, so a shared machine's drift hits all alike, and
+    the plan follows the variant with the smallest median. ``synchronize`` waits for
+    queued device work (CUDA is asynchronous), so the timings are real.
     """
+    variants = train_step if isinstance(train_step, dict) else {"": train_step}
     clock = budget_clock()
     started = clock()
     for step in range(WARMUP_STEPS):
-        train_step(step)
+        for run in variants.values():
+            run(step)
     synchronize()
-    tick = clock()
-    timed = 0
-    # Up to CALIBRATION_STEPS timed steps, fewer once calibration has used its share of a short budget.
-    while timed < CALIBRATION_STEPS:
-        train_step(WARMUP_STEPS + timed)
-        synchronize()
-        timed += 1
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    # Up to CALIBRATION_STEPS timed rounds, fewer once calibration has used its share of a short budget.
+    while len(times[next(iter(variants))]) < CALIBRATION_STEPS:
+        for name, run in variants.items():
+            tick = clock()
+            run(WARMUP_STEPS + len(times[name]))
+            synchronize()
+            times[name].append(clock() - tick)
         if clock() - started >= CALIBRATION_SHARE * budget_s:
             break
-    seconds_per_step = (clock() - tick) / timed
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    seconds_per_step = min(medians.values())
     tick = clock()
     epoch_end()
     synchronize()
@@ -115,25 +128,19 @@ def plan_steps(budget_s: float, steps_per_epoch: int, train_step: Callable[[int]
     if steps < 1:
         raise UserError(f"a budget of {budget_s:.0f} s is too short: calibration alone took {calibration_s:.0f} s "
                         f"and one step takes {per_step:.2f} s")
-    return BudgetPlan(budget_s, os.environ.get(CLOCK_VARIABLE, "wall"), calibration_s, WARMUP_STEPS + timed, seconds_per_step, epoch_end_s,
-                      steps_per_epoch, steps)
+    calibration_steps = WARMUP_STEPS + len(times[next(iter(variants))])  # per variant
+    return BudgetPlan(budget_s, os.environ.get(CLOCK_VARIABLE, "wall"), calibration_s, calibration_steps, seconds_per_step,
+                      epoch_end_s, steps_per_epoch, steps, medians if len(variants) > 1 else None)
 
 
 def machine() -> dict:
-    """The machine a timing was taken on: CPU model, cores, torch threads and AVX-512 (timings differ by 2.5x)."""
+    """The machine a timing was taken on: CPU model, cores, torch threads, and the matrix instructions
+    (AVX-512, AVX512_BF16, AMX) that set its fp32 and bf16 rates (timings differ by 2.5x with AVX-512 alone)."""
     import torch
 
-    model, flags = "", ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name") and not model:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "avx512": "avx512f" in flags.split(),
+    from astrojepa_cli.runs.machine import cpu_model_and_flags, matrix_features
+
+    model, flags = cpu_model_and_flags()
+    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "avx512": "avx512f" in flags, "matrix_features": matrix_features(flags),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

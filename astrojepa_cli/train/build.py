@@ -31,18 +31,29 @@ def build_optimizer(objective: Objective, config: PretrainConfig, device: torch.
                              fused=device.type in ("cpu", "cuda"))
 
 
+# Learnt tokens and embeddings (ViT class/register tokens, positional embeddings, I-JEPA's mask token) are
+# inputs the network adds, not weights that scale activations: as in timm's ``no_weight_decay`` and the
+# official I-JEPA code, they are not decayed, though they are matrices.
+NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "dist_token", "mask_token")
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on matrices and kernels only; none on biases, norms and tokens."""
     decay, no_decay = [], []
-    for parameter in model.parameters():
+    for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+            is_token = name.rsplit(".", 1)[-1] in NO_DECAY_NAMES
+            (decay if parameter.ndim >= 2 and not is_token else no_decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay, "decayed": True},
             {"params": no_decay, "weight_decay": 0.0, "decayed": False}]
 
 
 def autocast_for(device: torch.device, precision: str):
-    """bf16 autocast when ``precision`` asks for it (``auto``: on CUDA); otherwise nothing."""
+    """bf16 autocast when ``precision`` is bf16; otherwise nothing.
+
+    The loop passes the run's resolved choice (:mod:`.precision`: ``bf16`` or ``fp32``);
+    a bare ``auto`` (as the reference loop of ``benchmarks/throughput.py`` passes it) means
+    bf16 on CUDA and fp32 elsewhere."""
     use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     if not use_bf16:
         return contextlib.nullcontext()

@@ -6,6 +6,8 @@ the new one, never half of each. ``state.json`` is a readable copy written
 afterwards; the loader trusts the safetensors file, and reads ``state.json``
 only beside a checkpoint written before the state moved into its metadata.
 A run's checkpoint also saves its encoder file (and, with ``--keep-encoders``, a snapshot).
+The last checkpoint of a completed run is saved without optimiser state (two thirds of the
+file for AdamW) unless the run keeps it (``--keep-state``) to train further.
 """
 
 from __future__ import annotations
@@ -75,6 +77,17 @@ def load_checkpoint(run_dir: Path, modules: dict[str, torch.nn.Module], optimize
         optimizer.load_state_dict(_unflatten_optimizer(f"optimizer.{name}", tensors, described["optimizers"][name]))
         _match_parameter_layout(optimizer)
     return described
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    """The step a run's checkpoint was saved after (read from its metadata; no tensor is loaded)."""
+    return int(_described_state(run_dir)["step"])
+
+
+def has_optimizer_state(run_dir: Path) -> bool:
+    """Whether the checkpoint can continue training: a completed run drops its optimiser state
+    (the model weights stay, for figures and diagnostics) unless it was told ``--keep-state``."""
+    return bool(_described_state(run_dir)["optimizers"])
 
 
 def _described_state(run_dir: Path) -> dict:

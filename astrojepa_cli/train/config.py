@@ -16,8 +16,10 @@ except ModuleNotFoundError:  # Python 3.10
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.train.budget import parse_duration
 from astrojepa_cli.train.method_options import check_method_options
+from astrojepa_cli.train.tracking import check_tracker_names
 from registry.objective_config import ObjectiveConfig, lists_to_tuples
 
+# auto: bf16 on CUDA; on a CPU the faster of the two as measured (astrojepa_cli.train.precision).
 PRECISIONS = ("auto", "bf16", "fp32")
 # How a run's images become one embedding when the evaluating commands (probe, embed, anomalies,
 # similar, plot) are not told: the encoder's own pooled output, or the last two stages' means
@@ -26,8 +28,12 @@ EMBEDDING_POOLS = ("mean", "last2")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 NAN_POLICIES = ("stop", "skip")
 # (start, end) of the cosine weight-decay schedule: I-JEPA (Assran et al. 2023) ramps 0.04 -> 0.4;
-# LeJEPA (Balestriero & LeCun 2025) keeps 0.05.
+# LeJEPA (Balestriero & LeCun 2025) keeps 0.05, and its official recipe keeps 5e-4 for ResNets
+# (RESNET_WEIGHT_DECAY, for every encoder whose name starts with "resnet").
 METHOD_WEIGHT_DECAY = {"lejepa": (0.05, 0.05), "ijepa": (0.04, 0.4), "ijepa-sigreg": (0.04, 0.4)}
+RESNET_WEIGHT_DECAY = {"lejepa": (5e-4, 5e-4)}
+# LeJEPA's projector hidden width before it followed the official 2048.
+LEGACY_LEJEPA_PROJ_HIDDEN = 512
 
 
 @dataclass
@@ -36,8 +42,9 @@ class PretrainConfig(ObjectiveConfig):
 
     Defaults follow LeJEPA (AdamW, lr 5e-4, wd 0.05, warm-up then cosine to lr/1000);
     unset weight decay follows the method's paper (see :data:`METHOD_WEIGHT_DECAY`).
-    Pretraining reads no labels, so by default it uses every image of the store
-    (``train_splits`` None: every split); the recorded run names the splits it used."""
+    By default pretraining leaves a labelled store's test split out, so that probes score images the
+    encoder never saw (``train_splits`` None; ``("all",)``: every split); the recorded run names the
+    splits it used."""
 
     data: str = "first-radio"
     epochs: int = 10
@@ -55,16 +62,24 @@ class PretrainConfig(ObjectiveConfig):
     log_every: int = 10
     save_every: int = 0
     keep_encoders: bool = False
+    keep_state: bool = False
     nan_policy: str = "stop"
     stretch: str = "none"
     embedding_pool: str = "mean"
     train_splits: tuple[str, ...] | None = None
     preset: str | None = None
+    # Live dashboards (astrojepa_cli.train.tracking): tensorboard, mlflow, wandb; and MLflow's tracking URI.
+    log: tuple[str, ...] = ()
+    mlflow_uri: str | None = None
 
     @classmethod
     def from_json(cls, values: dict) -> "PretrainConfig":
-        """The config recorded in a run manifest (runs recorded before ``train_splits`` trained on ``train``)."""
-        return super().from_json({"train_splits": ("train",), **values})
+        """The config recorded in a run manifest (runs recorded before ``train_splits`` trained on ``train``;
+        LeJEPA runs recorded before ``crop_ratio`` had a 512-wide projector when ``proj_hidden`` was unset)."""
+        values = {"train_splits": ("train",), **values}
+        if "crop_ratio" not in values and values.get("loss") == "lejepa" and values.get("proj_hidden") is None:
+            values["proj_hidden"] = LEGACY_LEJEPA_PROJ_HIDDEN
+        return super().from_json(values)
 
     def validate(self) -> None:
         # Imported here, not at the top: reading the config (e.g. for --help) must not load torch.
@@ -87,7 +102,8 @@ class PretrainConfig(ObjectiveConfig):
             (self.embedding_pool in EMBEDDING_POOLS,
              f"--embedding-pool must be one of {', '.join(EMBEDDING_POOLS)}"),
             (self.nan_policy in NAN_POLICIES, f"--nan-policy must be one of {', '.join(NAN_POLICIES)}"),
-            (self.global_views >= 1 and self.local_views >= 0, "--global-views must be >= 1 and --local-views >= 0"),
+            (self.global_views >= 1 and (self.local_views is None or self.local_views >= 0),
+             "--global-views must be >= 1 and --local-views >= 0"),
             (all(_valid_scale(s) for s in (self.global_scale, self.local_scale)),
              "--global-scale and --local-scale must be two area fractions 0 < low <= high <= 1"),
             (self.view_noise >= 0, "--view-noise must be non-negative"),
@@ -96,11 +112,20 @@ class PretrainConfig(ObjectiveConfig):
             (self.blur >= 0, "--blur must be non-negative (the largest PSF sigma in pixels)"),
             (self.flux_scale is None or (len(self.flux_scale) == 2 and 0 < self.flux_scale[0] <= self.flux_scale[1]),
              "--flux-scale must be two factors 0 < low <= high"),
+            (self.reddening >= 0, "--reddening must be non-negative (the largest colour excess E(B-V), magnitudes)"),
+            (self.extinction_coefficients is None or self.reddening > 0,
+             "--extinction-coefficients applies only with --reddening"),
+            (all(r >= 0 for r in self.extinction_coefficients or ()),
+             "--extinction-coefficients must be non-negative (A_band / E(B-V) of each channel)"),
+            (self.band_gain >= 0, "--band-gain must be non-negative (the std of the log of each band's gain)"),
+            (0 <= self.drop_bands <= 1, "--drop-bands must be a probability in [0, 1]"),
+            (len(self.crop_ratio) == 2 and 0 < self.crop_ratio[0] <= self.crop_ratio[1],
+             "--crop-ratio must be two aspect ratios 0 < low <= high (1 1 keeps every crop square)"),
             (self.temperature is None or self.temperature > 0, "--temperature must be positive"),
             (all(v is None or v >= 1 for v in (self.proj_dim, self.proj_hidden, self.proj_depth)),
              "--proj-dim, --proj-hidden and --proj-depth must be at least 1"),
-            (self.train_splits is None or (len(self.train_splits) >= 1 and set(self.train_splits) <= set(SPLITS)),
-             f"--train-splits takes store splits: a comma list of {', '.join(SPLITS)}"),
+            (self.train_splits is None or (len(self.train_splits) >= 1 and set(self.train_splits) <= {*SPLITS, "all"}),
+             f"--train-splits takes store splits: a comma list of {', '.join(SPLITS)}, or all"),
         ]
         for ok, message in checks:
             if not ok:
@@ -108,10 +133,13 @@ class PretrainConfig(ObjectiveConfig):
         if self.budget is not None:
             parse_duration(self.budget)
         check_method_options(self)
+        check_tracker_names(self.log)
 
     def with_method_defaults(self) -> "PretrainConfig":
-        """Fill unset weight decay from the method's paper (I-JEPA ramps it; LeJEPA keeps it constant)."""
-        start, end = METHOD_WEIGHT_DECAY.get(self.loss, METHOD_WEIGHT_DECAY["lejepa"])
+        """Fill unset weight decay from the method's paper (I-JEPA ramps it; LeJEPA keeps it constant,
+        5e-4 for ResNets)."""
+        by_method = RESNET_WEIGHT_DECAY if self.arch.startswith("resnet") else {}
+        start, end = by_method.get(self.loss) or METHOD_WEIGHT_DECAY.get(self.loss, METHOD_WEIGHT_DECAY["lejepa"])
         weight_decay = start if self.weight_decay is None else self.weight_decay
         if self.weight_decay_end is not None:
             end = self.weight_decay_end

@@ -1,4 +1,5 @@
-"""End of an epoch: collapse monitors on the training images and the online probe's held-out accuracy."""
+"""End of an epoch: collapse monitors on the training images, the online probe's held-out accuracy, and how
+easily the objective's task is solved on a fixed batch (:mod:`.shortcut_monitor`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import torch
 from astrojepa_cli.data import loader
 from astrojepa_cli.train.monitors import collapse_monitors
 from astrojepa_cli.train.online_probe import OnlineProbe
+from astrojepa_cli.train.shortcut_monitor import shortcut_monitors, shortcut_warning
 from astrojepa_cli.train.training_data import TrainingData
+from registry.objective import Objective
 from registry.views import centre_view
 
 MONITOR_IMAGES = 512
@@ -26,20 +29,28 @@ def embed(encoder: torch.nn.Module, images: loader.DeviceImages, img_size: int,
     return embeddings
 
 
-def epoch_monitors(encoder: torch.nn.Module, data: TrainingData, probe: OnlineProbe, img_size: int,
-                   rank: int = 0, world_size: int = 1) -> dict[str, float]:
-    """Collapse monitors of the first :data:`MONITOR_IMAGES` training images and, with held-out labels,
-    the online probe's accuracy on them.
+def epoch_monitors(objective: Objective, data: TrainingData, probe: OnlineProbe, img_size: int,
+                   rank: int = 0, world_size: int = 1, seed: int = 0, batch_size: int = 64) -> dict[str, float]:
+    """Collapse monitors of the first :data:`MONITOR_IMAGES` training images, the shortcut monitors of
+    ``objective`` on the first ``batch_size`` of them (views seeded by ``seed``) and, with held-out labels,
+    the online probe's accuracy.
 
-    Under DDP each rank embeds its share (``rank``, ``world_size``) of the monitor
+    Under DDP each rank takes its share (``rank``, ``world_size``) of the monitor
     images, so SIGReg (which all-reduces) counts every image once.
     """
     monitor_rows = torch.arange(min(MONITOR_IMAGES, len(data.images)))[rank::world_size]
-    monitors = collapse_monitors(embed(encoder, data.images, img_size, monitor_rows))
+    monitors = collapse_monitors(embed(objective.encoder, data.images, img_size, monitor_rows))
+    batch = min(batch_size, len(data.images))
+    monitors |= shortcut_monitors(objective, data.images, torch.arange(batch)[rank::world_size], batch, seed)
     if data.held_out is not None:
-        monitors["online_probe_accuracy"] = probe.accuracy(embed(encoder, data.held_out, img_size),
+        monitors["online_probe_accuracy"] = probe.accuracy(embed(objective.encoder, data.held_out, img_size),
                                                            data.held_out_labels)
     return monitors
+
+
+def epoch_warnings(epochs: list[dict], config) -> list[str]:
+    """The warning lines of the latest epoch summary of ``epochs``: collapse, and (once a run) a solved task."""
+    return [line for line in (collapse_warning(epochs[-1]), shortcut_warning(epochs, config)) if line]
 
 
 def collapse_warning(summary: dict) -> str | None:

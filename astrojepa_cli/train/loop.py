@@ -17,6 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -27,18 +28,20 @@ from astrojepa_cli import paths, runs
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.train import budget, distributed
-from astrojepa_cli.train.budget_plan import plan_budget
+from astrojepa_cli.train.budget_plan import plan_precision_and_budget
 from astrojepa_cli.train.build import build_optimizer, to_training_layout
 from astrojepa_cli.train.checkpoint import save_run_checkpoint
 from astrojepa_cli.train.config import PretrainConfig
-from astrojepa_cli.train.epoch_end import collapse_warning, epoch_monitors
-from astrojepa_cli.train.metrics import MetricsWindow, append_row
+from astrojepa_cli.train.epoch_end import epoch_monitors, epoch_warnings
+from astrojepa_cli.train.metrics import MetricsWindow, append_row, log_interval
 from astrojepa_cli.train.online_probe import OnlineProbe
 from astrojepa_cli.train.progress import TrainingProgress
+from astrojepa_cli.train.short_run import slow_step_warning
 from astrojepa_cli.train.resume import restore, resumable
 from astrojepa_cli.train.step import epoch_order, forward, rank_batch, set_schedule, step_generator, step_seed, update
 from astrojepa_cli.train.stop import StopRequest
-from astrojepa_cli.train.training_data import load_training_data, training_rows
+from astrojepa_cli.train.tracking import open_trackers
+from astrojepa_cli.train.training_data import load_training_data, say_left_out, training_rows
 from registry.objective import build_objective
 
 CHECKPOINT_SECONDS = float(os.environ.get("ASTROJEPA_CHECKPOINT_SECONDS", "600"))
@@ -103,7 +106,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
     info = store.read_info(store_path)
     if run and info.sha256 != run.manifest["dataset"]["sha256"]:
         raise UserError(f"store {store_path} changed since run {run.id} started; cannot resume on different data")
-    splits, rows = training_rows(store_path, info, config.train_splits)
+    splits, rows, left_out = training_rows(store_path, info, config.train_splits)
     config = replace(config, train_splits=splits)
     img_size = config.img_size or info.image_shape[0]
     global_batch = config.batch_size
@@ -118,14 +121,17 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
     torch.manual_seed(config.seed)
     objective = to_training_layout(build_objective(config, info.channels, img_size), device)
     objective.shard = (placement.rank, placement.world_size)
+    say_left_out(left_out)
     optimizer = build_optimizer(objective, config, device)
     data = load_training_data(store_path, info, rows, config.stretch, device)
     probe = OnlineProbe(objective.encoder.embed_dim, max(1, len(info.classes))).to(device)
     modules = {"objective": objective, "online_probe": probe}
     optimizers = {"objective": optimizer, "online_probe": probe.optimizer}
-    budget_plan = None
-    if config.budget and not resume:
-        budget_plan = plan_budget(config, objective, data, probe, steps_per_epoch, img_size, placement)
+    # A resumed run keeps its recorded precision (and step count); runs recorded before the choice re-choose.
+    precision, budget_plan = plan_precision_and_budget(
+        replace(config, budget=None) if resume else config, objective, data, probe, steps_per_epoch, img_size,
+        placement, root, run.manifest.get("precision") if run else None)
+    if budget_plan:
         total_steps = min(budget_plan.steps, config.max_steps or budget_plan.steps)
         config = replace(config, max_steps=total_steps, epochs=math.ceil(total_steps / steps_per_epoch))
 
@@ -135,19 +141,25 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
     else:
         start_step = 0
         run = _new_run(root, config, info, len(rows), budget_plan, placement)
+        if placement.is_main:
+            run.update(precision=precision.to_json())
     model = torch.nn.parallel.DistributedDataParallel(objective) if placement.distributed else objective
     if config.compile:
         model = torch.compile(model)
 
     # --- train ----------------------------------------------------------------
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    log_every = log_interval(config.log_every, total_steps)
     status, last_loss, failure = "completed", None, None
     done = start_step
     checkpoint_step = start_step if resume else None
     last_save = time.monotonic()
     order = None
     objective.train()
-    with StopRequest() as stop, TrainingProgress(progress and placement.is_main, total_steps, start_step) as bar:
+    trackers = open_trackers(config.log, run, config.to_json(), start_step, placement.is_main)
+    with (trackers, StopRequest() as stop,
+          TrainingProgress(progress and placement.is_main, total_steps, start_step,
+                           slow_step=None if budget_plan else partial(slow_step_warning, config=config)) as bar):
         window = MetricsWindow(global_batch)
         for step in range(start_step, total_steps):
             epoch, position = divmod(step, steps_per_epoch)
@@ -157,7 +169,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
             lr, weight_decay = set_schedule(optimizer, config, step, total_steps, warmup_steps)
             torch.manual_seed(step_seed(config.seed, step))
             terms = forward(model, data.images.batch(batch_rows), step, step_generator(config.seed, step, device),
-                            config.precision)
+                            precision.used)
             embedding = terms.pop("embedding", None)
             # Under DDP every rank skips together, or the others would wait in backward for it.
             if config.nan_policy == "skip" and distributed.broadcast_flag(not torch.isfinite(terms["loss"]), placement):
@@ -170,7 +182,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
             done = step + 1
             bar.advance(done)
 
-            at_log_step = done % config.log_every == 0
+            at_log_step = done % log_every == 0
             end_of_epoch = done % steps_per_epoch == 0
             stop_now = _agreed(stop.requested, at_log_step, placement)
             save_due = _agreed(time.monotonic() - last_save >= CHECKPOINT_SECONDS, at_log_step, placement)
@@ -183,20 +195,24 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
                     break
                 rate, last_loss = window.close(), means["loss"]
                 if placement.is_main:
-                    append_row(run.metrics_path, {"step": done, "epoch": epoch, **means, "lr": lr,
-                                                  "weight_decay": weight_decay, "images_per_second": rate})
-                    bar.update(done, epoch, means, rate)
+                    row = {"step": done, "epoch": epoch, **means, "lr": lr, "weight_decay": weight_decay,
+                           "images_per_second": rate}
+                    append_row(run.metrics_path, row)
+                    trackers.log_row(row)
+                    bar.update(done, epoch, means, window.images_per_second)
             if end_of_epoch:
                 summary = {"epoch": epoch, "step": done, "loss": last_loss, "wall_time_s": round(window.train_seconds, 3),
-                           **epoch_monitors(objective.encoder, data, probe, img_size, placement.rank,
-                                            placement.world_size)}
+                           **epoch_monitors(objective, data, probe, img_size, placement.rank,
+                                            placement.world_size, config.seed, global_batch)}
                 if placement.is_main:
                     run.manifest["epochs"].append(summary)
-                    if warning := collapse_warning(summary):
+                    trackers.log_epoch(summary)
+                    for warning in epoch_warnings(run.manifest["epochs"], config):
                         bar.warn(warning)
             if save_now:
                 if placement.is_main:
-                    save_run_checkpoint(run, modules, optimizers, objective.encoder, config.arch, done, epoch,
+                    save_run_checkpoint(run, modules, optimizers if config.keep_state or done < total_steps else {},
+                                        objective.encoder, config.arch, done, epoch,
                                         last_loss, config.keep_encoders)
                 checkpoint_step, last_save = done, time.monotonic()
             if stop_now:
@@ -204,6 +220,7 @@ def _pretrain(config: PretrainConfig, root: Path | None, resume: str | None, pro
                 break
             if at_log_step or save_now:
                 window.restart_clock()
+        trackers.close(status)
 
     # --- finish ---------------------------------------------------------------
     rate = window.images_per_second

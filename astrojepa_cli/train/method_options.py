@@ -19,7 +19,8 @@ OPTION_KEYWORD = {
     "global_views": "global_views", "local_views": "local_views", "global_size": "global_size",
     "local_size": "local_size", "global_scale": "global_scale", "local_scale": "local_scale",
     "view_noise": "augment", "rotation": "augment", "translate": "augment", "blur": "augment",
-    "flux_scale": "augment", "temperature": "temperature", "proj_dim": "proj_dim",
+    "flux_scale": "augment", "reddening": "augment", "extinction_coefficients": "augment", "band_gain": "augment",
+    "drop_bands": "augment", "crop_ratio": "crop_ratio", "temperature": "temperature", "proj_dim": "proj_dim",
     "proj_hidden": "proj_hidden", "proj_depth": "proj_depth",
 }
 

@@ -12,6 +12,15 @@ import torch.distributed as dist
 from astrojepa_cli.train.distributed import Placement
 
 
+# A run logs at least about this many rows, however short, so its loss curve has a shape.
+MIN_ROWS = 50
+
+
+def log_interval(log_every: int, total_steps: int) -> int:
+    """Steps between rows: ``--log-every``, shortened for a run of fewer than ``MIN_ROWS * log_every`` steps."""
+    return min(log_every, max(1, total_steps // MIN_ROWS))
+
+
 class MetricsWindow:
     """The loss terms summed over the steps since the last row, and the training time and images so far."""
 

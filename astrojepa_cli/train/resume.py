@@ -17,11 +17,14 @@ import torch.distributed as dist
 from astrojepa_cli import runs
 from astrojepa_cli.atomic import write_bytes
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.train.checkpoint import load_checkpoint
+from astrojepa_cli.console import stderr
+from astrojepa_cli.train.checkpoint import checkpoint_step, has_optimizer_state, load_checkpoint
 from astrojepa_cli.train.distributed import Placement
+from astrojepa_cli.train.tracking import check_tracker_names
 
-# Flags that may change when a run resumes: they lengthen or shorten training, or how often it saves.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "save_every")
+# Flags that may change when a run resumes: they lengthen or shorten training, say how often it saves,
+# or where it is watched (the dashboards of --log; "--log none" stops them).
+RESUMABLE_CHANGES = ("epochs", "max_steps", "save_every", "log", "mlflow_uri", "keep_state")
 
 
 def resume_flags(flags: dict) -> dict:
@@ -32,6 +35,7 @@ def resume_flags(flags: dict) -> dict:
         raise UserError(f"--resume continues the run's recorded config; it cannot change "
                         f"{', '.join('--' + k.replace('_', '-') for k in refused)} "
                         f"(it may change {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)})")
+    check_tracker_names(tuple(flags.get("log", ())))
     return {k: v for k, v in flags.items() if k in RESUMABLE_CHANGES}
 
 
@@ -47,6 +51,14 @@ def resumable(ref: str, root: Path | None, changes: dict, placement: Placement) 
     if run.status == "completed" and total_steps <= (run.manifest.get("steps") or 0):
         raise UserError(f"run {run.id} already completed its {run.manifest.get('steps')} steps; nothing to resume "
                         "(raise --epochs or --max-steps to train it further)")
+    start_step = checkpoint_step(run.dir)
+    if not has_optimizer_state(run.dir):
+        raise UserError(f"run {run.id} completed and dropped its optimiser state to save disk, so it cannot train "
+                        "further; pretrain with --keep-state to keep it, or start a new run")
+    if placement.is_main:
+        with_changes = ", with " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in changes.items()) if changes else ""
+        stderr.print(f"resuming {run.id} from step {start_step:,} of {total_steps:,}{with_changes}",
+                     highlight=False, markup=False)
     if changes and placement.is_main:
         run.update(config=config)
     if placement.distributed:

@@ -12,7 +12,9 @@ from astrojepa_cli import paths, runs
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import extract, layer_normed
-from astrojepa_cli.evaluate.probes.frozen_protocol import DRAWS, SHOTS, pixel_features, score_features
+from astrojepa_cli.evaluate.probes.frozen_protocol import (
+    DRAWS, SHOTS, pixel_features, random_weights_scores, score_features,
+)
 from astrojepa_cli.evaluate.probes.scratch_shots import scratch_shots
 from astrojepa_cli.evaluate.probes.scratch_training import ScratchTraining
 from astrojepa_cli.train import budget
@@ -138,14 +140,15 @@ def score_baselines(sweep: Sweep, row: dict, results: Results, root: Path | None
             results.append({"kind": "baseline", "key": key, "baseline": kind, "dataset": row["dataset"],
                             "scores": scores, "tta": sweep.tta, "time": runs.now()})
             continue
+        normed = layer_normed if probing["probe_norm"] == "layernorm" else (lambda features: features)
         if kind == "random_weights":
-            torch.manual_seed(row["seed"])
-            encoder = build_encoder(config["arch"], info.channels, img_size, config["patch_size"])
-            features = extract(encoder, store_path, sweep.device, pool=probing["probe_pool"], stretch=stretch,
-                               tta=sweep.tta)
+            scores = random_weights_scores(
+                lambda: build_encoder(config["arch"], info.channels, img_size, config["patch_size"]), row["seed"],
+                store_path, sweep.device, stretch, lambda encoder: normed(extract(
+                    encoder, store_path, sweep.device, pool=probing["probe_pool"], stretch=stretch, tta=sweep.tta)),
+                info.classes)
         else:
-            features = pixel_features(store_path, img_size, sweep.tta, stretch=stretch)
-        scores = score_features(layer_normed(features) if probing["probe_norm"] == "layernorm" else features,
-                                info.classes)
+            scores = score_features(normed(pixel_features(store_path, img_size, sweep.tta, stretch=stretch)),
+                                    info.classes)
         results.append({"kind": "baseline", "key": key, "baseline": kind, "dataset": row["dataset"],
                         "scores": scores, "tta": sweep.tta, "time": runs.now()})

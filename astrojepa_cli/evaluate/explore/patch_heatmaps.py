@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import images_at, row_of_id
+from astrojepa_cli.evaluate.figures.labels import titled
 from astrojepa_cli.evaluate.figures.plotting import display_image, plt
 from astrojepa_cli.runs import Run, load_tensors, run_stretch
 from registry.ijepa import IJEPA, gather_tokens
@@ -133,8 +134,10 @@ def heatmap_figure(image: np.ndarray, errors: PatchErrors, title: str):
     return figure
 
 
-def patch_heatmap_figure(run: Run, store_path: Path, object_id: str, device: torch.device, seed: int = 0):
-    """The heatmap figure of the store object ``object_id`` under ``run``'s I-JEPA objective."""
+def patch_heatmap_figure(run: Run, store_path: Path, object_id: str, device: torch.device, seed: int = 0,
+                         title: str | None = None):
+    """The heatmap figure of the store object ``object_id`` under ``run``'s I-JEPA objective (``title``:
+    a line above the figure's own, from ``plot --title``)."""
     objective = rebuild_ijepa(run, device)
     row = row_of_id(store.load(store_path, with_images=False).ids, object_id)
     image = images_at(store_path, np.array([row]))[0]
@@ -142,4 +145,4 @@ def patch_heatmap_figure(run: Run, store_path: Path, object_id: str, device: tor
     img_size = int(objective.encoder.timm_spec.get("img_size", image.shape[0]))
     pixels = centre_view(normalise(loader.channels_first(image[None], device)), img_size)
     errors = patch_errors(objective, pixels, seed)
-    return heatmap_figure(image, errors, f"I-JEPA predictions for {object_id} ({run.id})")
+    return heatmap_figure(image, errors, titled(f"I-JEPA predictions for {object_id}", title))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -12,27 +13,37 @@ from sklearn.preprocessing import normalize
 
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.features import check_pool, embed_images, extract, images_at, row_of_id
+from astrojepa_cli.evaluate.features import (
+    cached_features, check_pool, embed_images, extract, images_at, row_of_id,
+)
 from astrojepa_cli.evaluate.figures.plotting import save_figure, similarity_mosaic, sky_positions, unused_path
+from astrojepa_cli.runs.embedding_cache import EmbeddingCache
 
 
 def nearest(embeddings: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the ``k`` embeddings of highest cosine similarity to ``query`` (D,), and those similarities.
+    """Rows of the ``k`` embeddings of highest cosine similarity to ``query`` (D,), and those similarities."""
+    rows, similarities = nearest_many(embeddings, query.reshape(1, -1), k)
+    return rows[0], similarities[0]
+
+
+def nearest_many(embeddings: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``queries`` (Q, D): the rows (Q, k) of the embeddings of highest cosine similarity, and
+    those similarities (Q, k), most similar first.
 
     Exact search: faiss's inner-product index on unit vectors when faiss is installed,
     else scikit-learn's NearestNeighbors with the cosine metric (similarity = 1 - distance).
     """
     k = min(k, len(embeddings))
-    query = normalize(query.reshape(1, -1).astype(np.float32))
+    queries = normalize(queries.astype(np.float32))
     if not _has_faiss():
-        distances, rows = NearestNeighbors(n_neighbors=k, metric="cosine").fit(embeddings).kneighbors(query)
-        return rows[0], 1.0 - distances[0]
+        distances, rows = NearestNeighbors(n_neighbors=k, metric="cosine").fit(embeddings).kneighbors(queries)
+        return rows, 1.0 - distances
     import faiss
 
     index = faiss.IndexFlatIP(embeddings.shape[1])
     index.add(normalize(embeddings.astype(np.float32)))
-    similarities, rows = index.search(query, k)
-    return rows[0], similarities[0]
+    similarities, rows = index.search(queries, k)
+    return rows, similarities
 
 
 def image_as_store_pixels(path: Path, info: store.StoreInfo) -> np.ndarray:
@@ -61,21 +72,28 @@ def image_as_store_pixels(path: Path, info: store.StoreInfo) -> np.ndarray:
     return np.array(pixels)  # a writable copy of Pillow's read-only buffer
 
 
-def similar_objects(encoder: torch.nn.Module, store_path: Path, k: int, out_dir: Path, object_id: str | None = None,
-                    image_path: Path | None = None, device: torch.device | str = "cpu", stretch: str = "none",
-                    pdf: bool = False, pool: str = "mean") -> dict:
+def similar_objects(load_encoder: Callable[[], torch.nn.Module], store_path: Path, k: int, out_dir: Path,
+                    object_id: str | None = None, image_path: Path | None = None, device: torch.device | str = "cpu",
+                    stretch: str = "none", pdf: bool = False, pool: str = "mean",
+                    cache: EmbeddingCache | None = None) -> dict:
     """The ``k`` objects of the store most similar to a store object (``object_id``) or an image file.
 
     The query object itself is left out of its own neighbours. Writes a mosaic of
     the query and its neighbours into ``out_dir``, under a new name if an earlier query's is there.
+    ``cache`` is the embedding cache of the weights ``load_encoder`` reads (see
+    :func:`features.iter_embeddings`); the encoder is loaded only when the cache lacks the store's
+    embeddings or the query is an image file.
     """
     if (object_id is None) == (image_path is None):
         raise UserError("give exactly one of --id and --image")
     if k < 1:
         raise UserError(f"--k must be at least 1 (got {k})")
-    check_pool(encoder, pool)
     info = store.read_info(store_path)
-    features = extract(encoder, store_path, device, pool=pool, stretch=stretch)
+    features = cached_features(store_path, cache, pool, stretch) if cache is not None else None
+    encoder = load_encoder() if features is None or image_path is not None else None
+    if features is None:
+        check_pool(encoder, pool)
+        features = extract(encoder, store_path, device, pool=pool, stretch=stretch, cache=cache)
     if object_id is not None:
         query_row = row_of_id(features.ids, object_id)
         query, query_image = features.embeddings[query_row], images_at(store_path, np.array([query_row]))[0]

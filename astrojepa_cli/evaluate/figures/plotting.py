@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from astrojepa_cli.atomic import atomic_path  # noqa: E402
+from astrojepa_cli.evaluate.figures.labels import class_label  # noqa: E402
 
 DPI = 110
 
@@ -77,7 +78,7 @@ def anomaly_mosaic(records: Sequence[dict], images: np.ndarray, title: str, note
                    sky: Sequence[str] | None = None):
     """The top-ranked objects (``records`` from the ranked list, ``images`` in the same order), scores in
     captions, ``note`` saying what the score measures, ``sky`` positions under the captions if given."""
-    captions = [f"#{r['rank']} {r['id']}\nscore {r['score']:.3g} {r['label']}" for r in records]
+    captions = [f"#{r['rank']} {r['id']}\nscore {r['score']:.3g} {class_label(r['label'])}" for r in records]
     return mosaic(images, _with_sky(captions, sky), title, note)
 
 
@@ -87,6 +88,6 @@ SIMILARITY_NOTE = "cos: cosine similarity of each embedding to the query's (1 = 
 def similarity_mosaic(query_caption: str, query_image: np.ndarray, neighbours: Sequence[dict], images: np.ndarray,
                       title: str, sky: Sequence[str] | None = None):
     """The query first, then its nearest neighbours with their cosine similarity (``sky``: query's first)."""
-    captions = [query_caption] + [f"#{n['rank']} {n['id']}\ncos {n['similarity']:.3f} {n['label']}"
+    captions = [query_caption] + [f"#{n['rank']} {n['id']}\ncos {n['similarity']:.3f} {class_label(n['label'])}"
                                   for n in neighbours]
     return mosaic([query_image, *images], _with_sky(captions, sky), title, SIMILARITY_NOTE)

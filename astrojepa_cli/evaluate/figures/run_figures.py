@@ -12,31 +12,28 @@ from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.explore.anomalies import score_meaning
 from astrojepa_cli.evaluate.features import Features, images_at, row_of_id
 from astrojepa_cli.evaluate.explore.latent import project_2d
+from astrojepa_cli.evaluate.figures.labels import base_protocol, class_label, probe_name, titled, trained_on
+from astrojepa_cli.evaluate.probes.context import random_init_key
 from astrojepa_cli.evaluate.figures.plotting import anomaly_mosaic, save_figure, sky_positions
 from astrojepa_cli.evaluate.figures.results import confusion_figure, curves_figure, latent_figure
 from astrojepa_cli.evaluate.figures.training import loss_curves, present_monitors, read_metrics, training_monitors
 from astrojepa_cli.runs import Run
 
 CURVE_PROTOCOLS = {"few-shot": "shots", "label-fraction": "fraction"}
-CURVE_TITLES = {"few-shot": "few-shot linear probe", "label-fraction": "label-fraction linear probe"}
 RANDOM_INIT = "-random-init"
 
 
-def _trained_on(run: Run) -> str:
-    config = run.manifest.get("config", {})
-    what = " ".join(str(part) for part in (config.get("loss"), config.get("arch")) if part)
-    return f"{what} on {run.manifest.get('dataset', {}).get('name', 'unknown data')}"
-
-
-def training_figures(run: Run, out_dir: Path, pdf: bool) -> list[Path]:
-    """Loss curves (always) and the per-epoch monitors (once an epoch has finished)."""
+def training_figures(run: Run, out_dir: Path, pdf: bool, title: str | None = None) -> list[Path]:
+    """Loss curves (always) and the per-epoch monitors (once an epoch has finished); ``title`` (``plot
+    --title``) heads every figure, above what the figure shows."""
     rows = read_metrics(run.metrics_path)
     if not rows:
         raise UserError(f"run {run.id} has no metrics rows yet")
-    files = save_figure(loss_curves(rows, f"training loss: {_trained_on(run)}\n{run.id}"), out_dir / "loss.png", pdf)
+    files = save_figure(loss_curves(rows, titled(f"training loss: {trained_on(run.manifest)}", title)),
+                        out_dir / "loss.png", pdf)
     epochs = run.manifest.get("epochs", [])
     if present_monitors(epochs):
-        figure = training_monitors(epochs, f"collapse monitors: {_trained_on(run)}\n{run.id}")
+        figure = training_monitors(epochs, titled(f"collapse monitors: {trained_on(run.manifest)}", title))
         files += save_figure(figure, out_dir / "monitors.png", pdf)
     return files
 
@@ -56,49 +53,48 @@ def confusion_records(evaluations: dict) -> dict[str, dict]:
     return found
 
 
-def _probe_name(protocol: str) -> str:
-    return protocol.replace(RANDOM_INIT, " probe of random weights") if RANDOM_INIT in protocol else f"{protocol} probe"
-
-
-def evaluation_figures(run: Run, out_dir: Path, pdf: bool) -> list[Path]:
+def evaluation_figures(run: Run, out_dir: Path, pdf: bool, title: str | None = None) -> list[Path]:
     """Confusion matrices, label-efficiency curves (pretrained and random weights together) and anomaly mosaics."""
     evaluations = run.manifest.get("evaluations", {})
     files: list[Path] = []
     for key, record in confusion_records(evaluations).items():
         data, _, protocol = key.partition("/")
-        baseline = None if RANDOM_INIT in key else evaluations.get(f"{key}{RANDOM_INIT}", {}).get("balanced_accuracy")
-        figure = confusion_figure(record["confusion_matrix"], record["classes"],
-                                  f"{_probe_name(protocol)} on {data} ({run.id})", record.get("balanced_accuracy"),
+        twin = random_init_key(key, base_protocol(protocol))
+        baseline = None if RANDOM_INIT in key else evaluations.get(twin, {}).get("balanced_accuracy")
+        figure = confusion_figure(record["confusion_matrix"], [class_label(name) for name in record["classes"]],
+                                  titled(f"{probe_name(protocol)} on {data}", title), record.get("balanced_accuracy"),
                                   baseline)
         files += save_figure(figure, out_dir / f"confusion-{_slug(key)}.png", pdf)
     for key, record in evaluations.items():
         data, _, protocol = key.partition("/")
-        if protocol in CURVE_PROTOCOLS:
+        base = base_protocol(protocol)
+        if base in CURVE_PROTOCOLS and RANDOM_INIT not in protocol:
             curves = {"pretrained": record}
-            if f"{key}{RANDOM_INIT}" in evaluations:
-                curves["random weights, same architecture"] = evaluations[f"{key}{RANDOM_INIT}"]
+            if random_init_key(key, base) in evaluations:
+                curves["random weights, same architecture"] = evaluations[random_init_key(key, base)]
             classes = record.get("classes") or []
-            figure = curves_figure(curves, CURVE_PROTOCOLS[protocol], f"{CURVE_TITLES[protocol]} on {data} ({run.id})",
+            figure = curves_figure(curves, CURVE_PROTOCOLS[base], titled(f"{probe_name(protocol)} on {data}", title),
                                    chance=1 / len(classes) if classes else None)
             files += save_figure(figure, out_dir / f"{protocol}-{data}.png", pdf)
         elif protocol.startswith("anomalies-") and Path(record.get("json", "")).is_file():
-            files += save_figure(anomaly_figure(record, data), out_dir / f"{_slug(key)}.png", pdf)
+            files += save_figure(anomaly_figure(record, data, title), out_dir / f"{_slug(key)}.png", pdf)
     return files
 
 
-def anomaly_figure(record: dict, data: str):
+def anomaly_figure(record: dict, data: str, title: str | None = None):
     """The anomaly mosaic again, from the ranked JSON an ``anomalies`` call wrote, with sky positions if known."""
     ranked = json.loads(Path(record["json"]).read_text())[: record["top"]]
     meta = store.load(Path(record["store"]), with_images=False)
     rows = [row_of_id(meta.ids, r["id"]) for r in ranked]
     return anomaly_mosaic(ranked, images_at(Path(record["store"]), np.array(rows)),
-                          f"{len(ranked)} most unusual in {data} ({record['scorer']} score)",
+                          titled(f"{len(ranked)} most unusual in {data} ({record['scorer']} score)", title),
                           score_meaning(record["scorer"], record.get("k", 10)), sky_positions(meta.columns, rows))
 
 
 def latent_map(features: Features, class_names: list[str], method: str, out_path: Path, pdf: bool,
-               title: str) -> list[Path]:
-    """Embeddings projected to 2-D with ``method`` (pca, tsne, umap), coloured by class."""
+               heading: str, title: str | None = None) -> list[Path]:
+    """Embeddings projected to 2-D with ``method`` (pca, tsne, umap), coloured by class; ``heading`` says
+    what they are, under ``title`` (``plot --title``)."""
     projection = project_2d(features.embeddings, method)
-    return save_figure(latent_figure(projection, features.labels, class_names, f"{projection.name} {title}"),
-                       out_path, pdf)
+    return save_figure(latent_figure(projection, features.labels, [class_label(name) for name in class_names],
+                                     titled(f"{projection.name} {heading}", title)), out_path, pdf)

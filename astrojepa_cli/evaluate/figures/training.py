@@ -9,9 +9,12 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from astrojepa_cli.errors import UserError
+from astrojepa_cli.evaluate.figures.labels import FewestDigits, method_name
 from astrojepa_cli.evaluate.figures.plotting import plt
 from astrojepa_cli.runs import Run
 
+# A curve with fewer logged points than this gets a marker at each.
+FEW_POINTS = 20
 NOT_LOSS_TERMS = ("step", "epoch", "lr", "weight_decay", "images_per_second")
 TERM_LABELS = {
     "loss": "total loss",
@@ -21,6 +24,9 @@ TERM_LABELS = {
     "variance": "variance term",
     "covariance": "covariance term",
     "temperature": "softmax temperature",
+    "retrieval": "positive-pair retrieval (top-1)",
+    "projection_var": "projection variance",
+    "target_var": "target variance",
 }
 MONITORS = {
     "effective_rank": "effective rank (RankMe)",
@@ -28,6 +34,11 @@ MONITORS = {
     "std_min": "smallest per-dimension std",
     "std_mean": "mean per-dimension std",
     "sigreg": "SIGReg statistic",
+    # How easily the task is solved on a fixed batch (astrojepa_cli/train/shortcut_monitor.py).
+    "shortcut_retrieval": "positive-pair retrieval (top-1)",
+    "shortcut_loss_ratio": "NT-Xent / log(2N-1)",
+    "shortcut_invariance_ratio": "invariance / projection variance",
+    "shortcut_prediction_ratio": "prediction loss / target variance",
 }
 
 
@@ -53,18 +64,26 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def loss_terms(rows: list[dict]) -> list[str]:
-    """The logged loss terms: ``loss`` first, then e.g. the prediction and SIGReg terms, each numeric."""
+    """The logged loss terms: ``loss`` first, then e.g. the prediction and SIGReg terms, each numeric; a term
+    equal to the total loss at every row (I-JEPA's prediction loss) is the same curve and is left out."""
     terms = [k for k in rows[0] if k not in NOT_LOSS_TERMS and isinstance(rows[0][k], (int, float))]
+    terms = [t for t in terms if t == "loss" or any(row.get(t) != row.get("loss") for row in rows)]
     return sorted(terms, key=lambda t: t != "loss")
 
 
-def stacked_series(panels: list[tuple[str, list, list]], x_label: str, title: str, marker: str | None = None):
+def marker_for(points: int) -> str | None:
+    """Dots on a curve of few points (a short run), so each logged value shows; none on a dense one."""
+    return "o" if points < FEW_POINTS else None
+
+
+def stacked_series(panels: list[tuple[str, list, list]], x_label: str, title: str):
     """One axis per ``(y_label, xs, ys)`` panel, stacked with a shared, whole-number x axis."""
     figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.3 * len(panels) + 0.4), sharex=True, squeeze=False,
                                 layout="constrained")
     for axis, (y_label, xs, ys) in zip(axes[:, 0], panels):
-        axis.plot(xs, ys, marker=marker)
+        axis.plot(xs, ys, marker=marker_for(len(xs)))
         axis.set_ylabel(y_label)
+        axis.yaxis.set_major_formatter(FewestDigits())
         axis.grid(alpha=0.3)
         integer_ticks(axis)
     axes[-1, 0].set_xlabel(x_label)
@@ -74,9 +93,14 @@ def stacked_series(panels: list[tuple[str, list, list]], x_label: str, title: st
 
 def loss_curves(rows: list[dict], title: str):
     """Total loss, then each loss term on its own axis, against the step."""
-    steps = [r["step"] for r in rows]
-    panels = [(term_label(term), steps, [r.get(term, math.nan) for r in rows]) for term in loss_terms(rows)]
-    return stacked_series(panels, "step", title)
+    steps, terms = [r["step"] for r in rows], loss_terms(rows)
+    same = [t for t in rows[0] if t not in terms and t not in NOT_LOSS_TERMS and isinstance(rows[0][t], (int, float))
+            and all(row.get(t) == row.get("loss") for row in rows)]
+    labels = {term: term_label(term) for term in terms}
+    if same:
+        labels["loss"] = f"total loss = {term_label(same[0])}"
+    return stacked_series([(labels[t], steps, [r.get(t, math.nan) for r in rows]) for t in terms], "optimiser step",
+                          title)
 
 
 def present_monitors(epochs: list[dict]) -> list[str]:
@@ -92,7 +116,7 @@ def training_monitors(epochs: list[dict], title: str):
     for key in keys:
         rows = [row for row in epochs if key in row]
         panels.append((MONITORS[key], [row["epoch"] + 1 for row in rows], [row[key] for row in rows]))
-    return stacked_series(panels, "epoch", title, marker="o")
+    return stacked_series(panels, "epoch", title)
 
 
 def compare_figure(runs: list[Run], labels: list[str], title: str):
@@ -112,15 +136,16 @@ def compare_figure(runs: list[Run], labels: list[str], title: str):
         for index, (rows, label, run_loss) in enumerate(zip(metrics, labels, losses)):
             points = [(r["step"], r[term]) for r in rows if term in r] if run_loss == loss else []
             if points:
-                axis.plot(*zip(*points), color=f"C{index % 10}", label=f"{label} ({loss})")
-        _finish_panel(axis, "step", term_label(term))
+                axis.plot(*zip(*points), color=f"C{index % 10}", marker=marker_for(len(points)),
+                          label=f"{label} ({method_name(loss)})")
+        _finish_panel(axis, "optimiser step", term_label(term))
     if with_rank:
         axis = axes[-1, 0]
         for index, (run, label, loss) in enumerate(zip(runs, labels, losses)):
             points = [(e["epoch"] + 1, e["effective_rank"]) for e in run.manifest.get("epochs", [])
                       if "effective_rank" in e]
             if points:
-                axis.plot(*zip(*points), marker="o", color=f"C{index % 10}", label=f"{label} ({loss})")
+                axis.plot(*zip(*points), marker="o", color=f"C{index % 10}", label=f"{label} ({method_name(loss)})")
         _finish_panel(axis, "epoch", MONITORS["effective_rank"])
     datasets = sorted({r.manifest.get("dataset", {}).get("name", "unknown data") for r in runs})
     figure.suptitle(f"{title}: training on {', '.join(datasets)}")
@@ -130,6 +155,7 @@ def compare_figure(runs: list[Run], labels: list[str], title: str):
 def _finish_panel(axis, x_label: str, y_label: str) -> None:
     axis.set_xlabel(x_label)
     axis.set_ylabel(y_label)
+    axis.yaxis.set_major_formatter(FewestDigits())
     integer_ticks(axis)
     axis.grid(alpha=0.3)
     axis.legend(loc="best", fontsize=7)

@@ -1,9 +1,11 @@
 """What a probe score means: beside the same network with random weights, and chance.
 
 A user pretrains to get better features than a network nobody trained; the
-random-weights score of the same probe is the baseline that says whether the
-pretraining paid. It is computed once per run, protocol and dataset, and cached
-in the manifest under the key ``--random-init`` records (``<data>/<protocol>-random-init…``).
+random-weights score of the same probe (:mod:`.random_baseline`) is the baseline that
+says whether the pretraining paid. It is computed once per run, protocol and dataset,
+and cached in the manifest under the key ``--random-init`` records
+(``<data>/<protocol>-random-init…``), with its prediction for every test image, so
+that the difference of the two can be given a paired bootstrap interval (:mod:`.bootstrap`).
 """
 
 from __future__ import annotations
@@ -33,26 +35,51 @@ def random_init_key(key: str, protocol: str) -> str:
     return f"{data}/{protocol}-random-init{name[len(protocol):]}"
 
 
-def random_weights_score(evaluations: dict, key: str, compute: Callable[[], dict]) -> tuple[dict, bool]:
-    """The cached random-weights result under ``key``, else ``compute()``'s; and whether it was computed now."""
-    if key in evaluations:
+def usable_baseline(record: dict | None, n_test: int) -> bool:
+    """Whether a recorded random-weights result can be compared with a probe on ``n_test`` test images:
+    it was scored by the present protocol (every random initialisation's score and its test predictions kept)
+    on as many."""
+    return (isinstance(record, dict) and "random_inits" in record and "test_predictions" in record
+            and record.get("n_test") == n_test)
+
+
+def random_weights_score(evaluations: dict, key: str, compute: Callable[[], dict], n_test: int) -> tuple[dict, bool]:
+    """The cached random-weights result under ``key`` if :func:`usable_baseline`, else ``compute()``'s;
+    and whether it was computed now (a result of an older protocol is replaced)."""
+    if usable_baseline(evaluations.get(key), n_test):
         return evaluations[key], False
     return compute(), True
 
 
-def verdict(score: float, random_score: float, chance: float) -> str:
-    """One plain sentence on a balanced accuracy beside random weights and chance."""
+def score_sentence(score: float, score_ci: list[float], n_test: int) -> str:
+    """A balanced accuracy with its 95 % bootstrap interval over the test images."""
+    return f"balanced accuracy {score:.3f} (95% interval {score_ci[0]:.3f} to {score_ci[1]:.3f} over {n_test} test images)"
+
+
+def verdict(score: float, score_ci: list[float], random_score: float, chance: float, difference_ci: list[float],
+            n_test: int) -> str:
+    """One plain sentence on a balanced accuracy beside random weights and chance, judged by the 95 %
+    paired bootstrap interval of the difference (:func:`.bootstrap.paired_difference_interval`):
+    the pretraining paid when the whole interval is above 0, random weights do better when it is below."""
     gain = score - random_score
-    if gain >= 0.05:
-        meaning = "the pretraining clearly paid"
-    elif gain > 0.01:
-        meaning = "the pretraining helped a little"
-    elif gain >= -0.01:
-        meaning = "the pretraining added nothing over random weights"
+    low, high = difference_ci
+    interval = f"95% interval {low:+.3f} to {high:+.3f} over {n_test} test images"
+    if low > 0:
+        meaning = f"the pretraining paid: {gain:+.3f} ({interval})"
+    elif high < 0:
+        meaning = f"random weights do better: {gain:+.3f} ({interval}); the pretraining hurt these features"
     else:
-        meaning = "random weights do better: the pretraining hurt these features"
-    return (f"balanced accuracy {score:.3f}; the same network with random weights scores {random_score:.3f} "
-            f"and chance is {chance:.3f}: {meaning} ({gain:+.3f}).")
+        meaning = f"no measurable difference from random weights: {gain:+.3f} ({interval}, which spans 0)"
+    return (f"{score_sentence(score, score_ci, n_test)}; the same network with random weights scores "
+            f"{random_score:.3f} and chance is {chance:.3f}: {meaning}.")
+
+
+def convergence_warning(key: str, result: dict) -> str | None:
+    """A warning when the logistic regression behind ``result`` stopped at its iteration limit."""
+    if result.get("converged", True):
+        return None
+    return (f"the solver of {key} did not converge in {result.get('max_iter')} iterations (C = {result.get('C', 0):g}); "
+            "its score may understate the features")
 
 
 def collapse_warning(manifest: dict) -> str | None:

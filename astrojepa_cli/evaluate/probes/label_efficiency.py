@@ -50,7 +50,8 @@ def _curve(features: Features, class_names: list[str], points: Sequence, sampler
                 raise UserError(f"{key} {point} leaves fewer than two classes to train on")
             results.append(fit_and_score(x_train[rows], y_train[rows], x_test, y_test, class_names, seed))
         summary = summarise(results) if seeds > 1 else results[0]
-        curve.append({key: point, **{k: v for k, v in summary.items() if k not in ("confusion_matrix", "classes")}})
+        curve.append({key: point, **{k: v for k, v in summary.items()
+                                     if k not in ("confusion_matrix", "classes", "test_predictions")}})
     return curve
 
 

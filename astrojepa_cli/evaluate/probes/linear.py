@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 from sklearn.model_selection import StratifiedKFold
@@ -15,7 +16,9 @@ from threadpoolctl import threadpool_limits
 from astrojepa_cli.errors import UserError
 from astrojepa_cli.evaluate.features import Features
 
-C_GRID = (0.01, 0.1, 1.0, 10.0)
+# Inverse regularisation strengths searched by cross-validation: 1e-4 ... 1e2, one per decade. Features
+# of random or barely trained networks often want strong regularisation, below the old floor of 0.01.
+C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
 CV_FOLDS = 3
 MAX_ITER = 3000
 TEST_SPLIT = "test"
@@ -63,8 +66,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: 
 def classifier(y: np.ndarray, seed: int) -> Pipeline:
     """Standardisation, then class-balanced logistic regression with C chosen from ``C_GRID``.
 
-    C is the one with the best 3-fold cross-validated balanced accuracy on the training rows
-    (``LogisticRegressionCV``, refit on all of them). With fewer than 3 examples of some class
+    C is the one of ``C_GRID`` (1e-4 to 1e2) with the best 3-fold cross-validated balanced accuracy on
+    the training rows (``LogisticRegressionCV``, refit on all of them). With fewer than 3 examples of some class
     there are no folds to compare, and C is 1.
     """
     if np.unique(y, return_counts=True)[1].min() < CV_FOLDS:
@@ -82,20 +85,47 @@ def chosen_c(model: Pipeline) -> float:
     return float(np.ravel(regression.C_)[0]) if hasattr(regression, "C_") else float(regression.C)
 
 
+def converged(model: Pipeline, convergence_warnings: int) -> bool:
+    """Whether the solver converged for the fits behind the chosen C: the cross-validation fits at that C
+    (their iteration counts are below ``max_iter``) and the final refit on every row.
+
+    scikit-learn keeps no iteration count of ``LogisticRegressionCV``'s refit, but it warns
+    (``ConvergenceWarning``) once for each fit that stopped at ``max_iter``: more warnings than
+    cross-validation fits that stopped there means the refit stopped too.
+    """
+    regression = model[-1]
+    iterations = np.asarray(regression.n_iter_)
+    if not hasattr(regression, "C_"):
+        return bool((iterations < regression.max_iter).all())
+    stopped = iterations >= regression.max_iter
+    grid = np.asarray(regression.Cs_)
+    # The axes of n_iter_ (classes, folds, Cs, l1 ratios) differ between scikit-learn's attribute layouts;
+    # the Cs axis is the one as long as the grid (the folds are fewer).
+    grid_axis = max(axis for axis, size in enumerate(stopped.shape) if size == len(grid))
+    at_chosen = np.take(stopped, int(np.argmin(np.abs(grid - chosen_c(model)))), axis=grid_axis)
+    return not at_chosen.any() and convergence_warnings <= int(stopped.sum())
+
+
 def fit_and_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                   class_names: list[str], seed: int) -> dict:
-    """Fit the probe on (x_train, y_train) with C by cross-validation; metrics on the test rows.
+    """Fit the probe on (x_train, y_train) with C by cross-validation; metrics and each test row's
+    predicted class (``test_predictions``, for intervals) on the test rows, and whether the solver converged.
 
     BLAS runs on one thread here: the solver's matrix products are small, and BLAS threads
     that spin while they wait made each fit many times slower whenever another job shared the cores.
     """
-    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         # chosen_c reads C_ in both its old (array) and its new (float) form, so the notice of the change is noise.
         warnings.filterwarnings("ignore", "The fitted attributes of LogisticRegressionCV", FutureWarning)
         model = classifier(y_train, seed).fit(x_train, y_train)
         predicted = model.predict(x_test)
+    not_converged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for other in (w for w in caught if not issubclass(w.category, ConvergenceWarning)):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     return {**classification_metrics(y_test, predicted, class_names), "C": chosen_c(model),
-            "n_train": int(len(y_train)), "n_test": int(len(y_test))}
+            "converged": converged(model, not_converged), "max_iter": MAX_ITER,
+            "test_predictions": predicted.astype(int).tolist(), "n_train": int(len(y_train)), "n_test": int(len(y_test))}
 
 
 def linear_probe(features: Features, class_names: list[str], seed: int = 0, test_split: str = TEST_SPLIT) -> dict:

@@ -6,19 +6,28 @@ from typing import Callable
 
 import numpy as np
 
+# Lists with one entry per test image (each result's predictions), which no summary may merge.
+PER_RESULT = ("test_predictions",)
+
 
 def summarise(results: list[dict]) -> dict:
     """Mean of every number over ``results``, with ``<name>_std`` (population std) beside each scalar.
 
     Dicts of numbers (per-class recall) are averaged key by key, other dicts summarised
     recursively (fine-tuning's ``pretrained`` and ``scratch``); lists of counts
-    (confusion matrices) are summed element-wise; anything else is taken from the first result.
+    (confusion matrices) are summed element-wise; per-image lists (``PER_RESULT``) are kept, one
+    per result; a flag (``converged``) holds only if it holds for every result; anything else is
+    taken from the first result.
     """
     first = results[0]
     summary: dict = {}
     for key, value in first.items():
         values = [r[key] for r in results]
-        if isinstance(value, bool) or not isinstance(value, (int, float, dict, list)):
+        if key in PER_RESULT:
+            summary[key] = values
+        elif isinstance(value, bool):
+            summary[key] = all(values)
+        elif not isinstance(value, (int, float, dict, list)):
             summary[key] = value
         elif isinstance(value, (int, float)):
             summary[key] = float(np.mean(values))

@@ -1,0 +1,79 @@
+"""A real headless Chromium for page tests (Debian's chromium and chromedriver, driven by Selenium),
+and the few JavaScript probes the explorer tests read a Bokeh page with."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+# Bokeh renders its widgets and tooltips inside shadow roots; this finds elements across them.
+DEEP_QUERY = """
+function deepQueryAll(root, selector, found = []) {
+  found.push(...root.querySelectorAll(selector));
+  for (const element of root.querySelectorAll("*")) {
+    if (element.shadowRoot) deepQueryAll(element.shadowRoot, selector, found);
+  }
+  return found;
+}
+"""
+
+# The first view of a model named NAME among the document's rendered views.
+VIEW_OF = """
+function viewOf(name) {
+  const queue = [...Bokeh.index.roots ?? Object.values(Bokeh.index)];
+  while (queue.length) {
+    const view = queue.shift();
+    if (view.model.name === name) return view;
+    queue.push(...(view.child_views ?? []), ...(view.renderer_views?.values?.() ?? []));
+  }
+  return null;
+}
+"""
+
+
+def chromium(download_dir: Path, width: int = 1400, height: int = 1000):
+    """A headless Chromium (no sandbox, as CI runs as root) that logs the console and saves downloads into
+    ``download_dir``; skips the test when chromium, chromedriver or selenium is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None or not CHROMEDRIVER.exists():
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}",
+                     "--use-angle=swiftshader", "--enable-unsafe-swiftshader"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
+                                              "download.prompt_for_download": False})
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def wait_for(driver, script: str, timeout: float = 30.0, poll: float = 0.05):
+    """Poll ``script`` (a JS expression's body, which returns a value) until it is truthy; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {script}")
+        time.sleep(poll)
+
+
+def wait_for_bokeh(driver, timeout: float = 30.0) -> float:
+    """Wait until the page's Bokeh document is rendered and idle; the time since navigation began, in seconds."""
+    return wait_for(driver, "return window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].is_idle "
+                            "? performance.now() / 1000 : 0", timeout)
+
+
+def errors(driver) -> list[dict]:
+    """The browser console's messages of level SEVERE since the last call."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
