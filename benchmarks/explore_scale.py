@@ -11,11 +11,15 @@ written, a tiny encoder is pretrained for two steps on the smaller one, and then
 - ``--served`` objects (default 100,000): ``astrojepa explore --serve`` runs in a child process;
   the time until it serves is its whole build (embedding included), then the page is loaded from
   the server in Chromium the same way; target: loaded within 5 s.
+- ``--real RUN:STORE`` (repeatable, with ``--root HOME``): the single-file page of a real store
+  (gz1-sdss, first-radio) in the embedding of an existing run, built and opened as the synthetic one.
 
 Usage::
 
     nice python benchmarks/explore_scale.py --json benchmarks/results/explore-scale.json
     python benchmarks/explore_scale.py --inline 2000 --served 20000      # a quick look
+    python benchmarks/explore_scale.py --inline 0 --served 100000        # the served page alone
+    python benchmarks/explore_scale.py --inline 0 --served 0 --root HOME --real RUN:gz1 --real RUN2:first-radio
 
 Needs chromium, chromium-driver and selenium (see tests/browser.py). Prints the numbers and the
 machine on stdout; ``--json`` also writes them to a file.
@@ -39,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from astrojepa_cli.data.store_writer import StoreWriter  # noqa: E402
-from tests.browser import chromium, errors, wait_for_bokeh  # noqa: E402
+from tests.browser import DEEP_QUERY, chromium, errors, isolated_point, pointer, wait_for, wait_for_bokeh  # noqa: E402
 
 TINY_RUN = ("--arch", "vit-t", "--img-size", "16", "--patch-size", "4", "--batch-size", "16", "--local-views", "2",
             "--max-steps", "2", "--quiet", "--json")
@@ -97,6 +101,16 @@ def build_inline(run_id: str, data: str, out: Path, home: Path) -> dict:
             "bytes": out.stat().st_size, "thumbnail_px": summary["thumbnail_px"]}
 
 
+def measure_real(run_id: str, data: str, root: Path, scratch: Path, downloads: Path) -> dict:
+    """A real store's single-file page in an existing run's embedding: built, then opened twice (last kept)."""
+    page = scratch / f"explore-{data}.html"
+    measured = {"run": run_id, "data": data, **build_inline(run_id, data, page, root)}
+    for _ in range(2):
+        measured["draw_s"], measured["console_errors"], _ = load_time(page.as_uri(), downloads)
+    print(f"real {measured}", flush=True)
+    return measured
+
+
 def write_baseline_page(n: int, path: Path) -> None:
     """The baseline: a bare Bokeh scatter of ``n`` points (WebGL, inline BokehJS), no thumbnails or widgets."""
     from bokeh.embed import file_html
@@ -109,14 +123,27 @@ def write_baseline_page(n: int, path: Path) -> None:
     path.write_text(file_html(plot, resources=INLINE, title="baseline"), encoding="utf-8")
 
 
-def load_time(url: str, downloads: Path) -> tuple[float, int]:
-    """Seconds from navigation to the drawn, idle Bokeh document in a fresh headless Chromium; console errors."""
+def load_time(url: str, downloads: Path, hover: bool = False) -> tuple[float, int, float | None]:
+    """Seconds from navigation to the drawn, idle Bokeh document in a fresh headless Chromium; console errors;
+    with ``hover``, the seconds from moving the mouse onto an isolated point to its thumbnail being loaded
+    (checked to be that point's)."""
     driver = chromium(downloads)
     try:
         driver.get("about:blank")
         driver.get(url)
         seconds = wait_for_bokeh(driver, timeout=120)
-        return round(seconds, 2), len(errors(driver))
+        hover_s = None
+        if hover:
+            row, (x, y) = isolated_point(driver)
+            start = time.perf_counter()
+            pointer(driver, x, y)
+            loaded = wait_for(driver, DEEP_QUERY + "const img = deepQueryAll(document, '.aj-tip img')[0];"
+                                                   "return img && img.complete && img.naturalWidth ? img.src : null;",
+                              timeout=60)
+            hover_s = round(time.perf_counter() - start, 2)
+            if not loaded.endswith(f"/thumb/{row}.png"):
+                raise SystemExit(f"hovering row {row} showed {loaded}")
+        return round(seconds, 2), len(errors(driver)), hover_s
     finally:
         driver.quit()
 
@@ -129,41 +156,54 @@ def serve_and_load(run_id: str, data: str, env: dict, downloads: Path) -> dict:
         served = json.loads(child.stdout.readline())
         build = time.perf_counter() - start
         page_bytes = len(urllib.request.urlopen(served["url"], timeout=60).read())
-        seconds, console_errors = load_time(served["url"], downloads)
+        seconds, console_errors, hover_s = load_time(served["url"], downloads, hover=True)
     finally:
         child.terminate()
         child.wait(timeout=60)
     return {"n": served["n"], "build_with_embedding_s": round(build, 1), "page_bytes": page_bytes, "load_s": seconds,
-            "console_errors": console_errors}
+            "hover_thumbnail_s": hover_s, "console_errors": console_errors}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inline", type=int, default=10_000, help="objects in the single-file page")
+    parser.add_argument("--inline", type=int, default=10_000, help="objects in the single-file page (0: skip)")
     parser.add_argument("--served", type=int, default=100_000, help="objects in the --serve page (0: skip)")
+    parser.add_argument("--real", action="append", default=[], metavar="RUN:STORE",
+                        help="also a real store's page in an existing run's embedding (repeatable; needs --root)")
+    parser.add_argument("--root", type=Path, help="the astrojepa home that holds the --real runs and stores")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
+    if args.real and args.root is None:
+        parser.error("--real needs --root")
     from astrojepa_cli.train.budget import machine
 
+    if not args.inline and not args.served and not args.real:
+        parser.error("nothing to measure: --inline and --served are both 0 and no --real is given")
     with tempfile.TemporaryDirectory() as scratch:
         home, downloads = Path(scratch) / "home", Path(scratch) / "downloads"
         env = {**os.environ, "ASTROJEPA_HOME": str(home)}
-        write_blob_survey(home / "data" / "survey-inline.h5", args.inline)
-        run_id = json.loads(_cli("pretrain", "--data", "survey-inline", *TINY_RUN, env=env).stdout)["run_id"]
-        page = Path(scratch) / "explore.html"
-        inline = build_inline(run_id, "survey-inline", page, home)
-        baseline = Path(scratch) / "baseline.html"
-        write_baseline_page(args.inline, baseline)
-        for _ in range(2):  # alternate, so neither page always meets a cold browser cache
-            inline["baseline_draw_s"], _ = load_time(baseline.as_uri(), downloads)
-            inline["draw_s"], inline["console_errors"] = load_time(page.as_uri(), downloads)
-        print(f"inline {inline}", flush=True)
-        served = None
+        inline = served = None
+        if args.inline:
+            write_blob_survey(home / "data" / "survey-inline.h5", args.inline)
         if args.served:
             write_blob_survey(home / "data" / "survey-served.h5", args.served, seed=1)
+        real = [measure_real(*pair.split(":", 1), args.root, Path(scratch), downloads) for pair in args.real]
+        trained_on = "survey-inline" if args.inline else "survey-served"
+        if args.inline or args.served:
+            run_id = json.loads(_cli("pretrain", "--data", trained_on, *TINY_RUN, env=env).stdout)["run_id"]
+        if args.inline:
+            page = Path(scratch) / "explore.html"
+            inline = build_inline(run_id, "survey-inline", page, home)
+            baseline = Path(scratch) / "baseline.html"
+            write_baseline_page(args.inline, baseline)
+            for _ in range(2):  # alternate, so neither page always meets a cold browser cache
+                inline["baseline_draw_s"], _, _ = load_time(baseline.as_uri(), downloads)
+                inline["draw_s"], inline["console_errors"], _ = load_time(page.as_uri(), downloads)
+            print(f"inline {inline}", flush=True)
+        if args.served:
             served = serve_and_load(run_id, "survey-served", env, downloads)
             print(f"served {served}", flush=True)
-    result = {"inline": inline, "served": served, "targets": TARGETS, "machine": machine(),
+    result = {"inline": inline, "served": served, "real": real, "targets": TARGETS, "machine": machine(),
               "load_1min": os.getloadavg()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     print(json.dumps(result, indent=2))
     if args.json:

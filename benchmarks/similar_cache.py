@@ -3,8 +3,9 @@ run's embedding cache) against the queries after it (which read the cache), in f
 
 The run's cache is cleared first. Each query runs ``astrojepa similar RUN --id ID --k 10 --json`` as
 a user types it; the neighbours of every query must equal the first's. Then, in this process, the CPU
-time of reading the cached embeddings back; and, as a floor, fresh processes that import what
-``similar`` needs (torch, scikit-learn, matplotlib, h5py) and nothing else.
+time of reading the cached embeddings back; whether a cached query imports torch (it should not);
+and, as a floor, fresh processes that import what a cached query needs (numpy, h5py, matplotlib)
+and nothing else.
 
 Usage::
 
@@ -26,7 +27,10 @@ from pathlib import Path
 
 from astrojepa_cli.train.budget import machine
 
-IMPORTS = "import torch, sklearn.neighbors, matplotlib.pyplot, h5py"
+IMPORTS = "import numpy, h5py, matplotlib.pyplot"
+# One cached query run in-process, then whether it imported torch.
+TORCH_CHECK = ("import sys; from astrojepa_cli.launcher import main; sys.argv = ['astrojepa', 'similar', *sys.argv[1:]]\n"
+               "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)")
 
 
 def timed(command: list[str]) -> tuple[float, float, str]:
@@ -79,13 +83,18 @@ def main() -> None:
         queries.append({"query": index + 1, "cache": "filled" if index == 0 else "read", "wall_s": round(wall, 2),
                         "cpu_s": round(cpu, 2)})
         print(f"query {index + 1} ({queries[-1]['cache']} the cache): {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
+    check = subprocess.run([sys.executable, "-c", TORCH_CHECK, args.run, "--id", args.id, "--json", "--root",
+                            str(args.root)], capture_output=True, text=True, check=True)
+    torch_imported = check.stderr.strip().splitlines()[-1] == "True"
+    print(f"a cached query imports torch: {torch_imported}")
     read_s = cache_read_cpu_s(args.run, args.root)
     print(f"reading the cached embeddings in-process: {read_s:.3f} s CPU")
     floors = [timed([sys.executable, "-c", IMPORTS])[:2] for _ in range(args.queries - 1)]
     floor = {"wall_s": round(min(w for w, _ in floors), 2), "cpu_s": round(min(c for _, c in floors), 2)}
-    print(f"importing torch, scikit-learn, matplotlib and h5py alone: {floor['wall_s']:.2f} s wall, "
+    print(f"importing numpy, h5py and matplotlib alone: {floor['wall_s']:.2f} s wall, "
           f"{floor['cpu_s']:.2f} s CPU (best of {len(floors)})")
     result = {"run": args.run, "query_id": args.id, "queries": queries, "imports_only": floor,
+              "torch_imported_by_cached_query": torch_imported,
               "cache_read_cpu_s": round(read_s, 3),
               "machine": {**machine(), "load_average_before": round(load_before, 2),
                           "load_average_after": round(os.getloadavg()[0], 2)},

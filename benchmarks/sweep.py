@@ -75,8 +75,24 @@ from sweeping.scoring import same_pretraining, score_baselines, score_recipe  # 
 PLOT_FILE = "score-vs-compute.png"
 
 
+def record_test_labels(sweep: Sweep, results: Results, root: Path | None) -> None:
+    """Each dataset's test labels, in the order of the rows' test predictions (datasets not on this machine
+    are left as they are)."""
+    from astrojepa_cli import paths
+    from astrojepa_cli.data import store
+    from astrojepa_cli.evaluate.probes.linear import TEST_SPLIT
+
+    for dataset in sweep.datasets:
+        try:
+            meta = store.load(paths.existing_store(dataset, root), with_images=False)
+        except UserError:
+            continue
+        results.record_test_labels(dataset, meta.labels[(meta.split == TEST_SPLIT) & (meta.labels >= 0)].tolist())
+
+
 def run_sweep(sweep: Sweep, out: Path, root: Path | None) -> list[dict]:
     results = Results(out)
+    record_test_labels(sweep, results, root)
     os.environ[budget.CLOCK_VARIABLE] = sweep.clock
     for name, options, dataset, seed in jobs(sweep):
         key = job_key(name, dataset, seed)
@@ -104,6 +120,8 @@ def main() -> int:
     args = parser.parse_args()
     try:
         sweep = read_sweep(args.sweep)
+        if args.table:
+            record_test_labels(sweep, Results(args.out), args.root)
         rows = Results(args.out).rows() if args.table else run_sweep(sweep, args.out, args.root)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -84,3 +85,35 @@ def wait_for_bokeh(driver, timeout: float = 30.0) -> float:
 def errors(driver) -> list[dict]:
     """The browser console's messages of level SEVERE since the last call."""
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+POINTS = "Bokeh.documents[0].get_model_by_name('points')"
+SCREEN_POSITIONS = f"""
+const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('map'));
+const rect = view.canvas_view.el.getBoundingClientRect(), data = {POINTS}.data;
+return Array.from(data.x, (x, i) => [rect.left + view.frame.x_scale.compute(x),
+                                      rect.top + view.frame.y_scale.compute(data.y[i])]);
+"""
+
+
+def pointer(driver, x: float, y: float, click: bool = False) -> None:
+    """Move the mouse to page coordinates (x, y), and click there if asked."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(round(x)), int(round(y)))
+    if click:
+        actions.pointer_action.click()
+    actions.perform()
+
+
+def isolated_point(driver, clearance: float = 8.0) -> tuple[int, list[float]]:
+    """The point farthest on screen from its nearest other (at least ``clearance`` px away), so the mouse on it
+    hovers it alone; a k-d tree keeps this fast on 100,000 points."""
+    from scipy.spatial import cKDTree
+
+    positions = np.array(driver.execute_script(SCREEN_POSITIONS))
+    distances, _ = cKDTree(positions).query(positions, k=2)
+    row = int(np.argmax(distances[:, 1]))
+    assert distances[row, 1] >= clearance, f"no point is {clearance} px from every other"
+    return row, positions[row].tolist()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,30 @@ def test_the_second_similar_query_reads_the_cache(home, computed):
     encoder = runs.load_encoder(run)
     fresh = feature_extraction.extract(encoder, home / "data" / "blobs.h5")  # no cache: computed now
     np.testing.assert_array_equal(np.load(array), fresh.embeddings)
+
+
+# A cached query by id, run as the console script runs it, then what it imported.
+CACHED_QUERY = """
+import sys
+from astrojepa_cli.launcher import main
+sys.argv = ["astrojepa", "similar", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(sorted(name for name in ("torch", "sklearn", "timm") if name in sys.modules), file=sys.stderr)
+"""
+
+
+def test_a_cached_similar_query_loads_no_torch(home):
+    """What keeps a second query fast: reading the cache needs neither torch nor scikit-learn."""
+    cli = Cli()
+    run = new_run(cli, home)
+    first = cli.json("similar", run.id, "--id", "obj3", "--k", "5", "--root", home)
+    query = [sys.executable, "-c", CACHED_QUERY, run.id, "--id", "obj3", "--k", "5", "--json", "--root", str(home)]
+    done = subprocess.run(query, capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    assert json.loads(done.stdout)["neighbours"] == first["neighbours"]
 
 
 def test_embed_anomalies_probe_and_plot_share_one_entry_and_random_weights_stay_out(home, computed, tmp_path):

@@ -25,11 +25,12 @@ from PIL import Image
 from astrojepa_cli.data import store
 from astrojepa_cli.data.store_writer import StoreWriter
 from astrojepa_cli.evaluate.explore.explorer_data import nearest_others
+from astrojepa_cli.evaluate.explore.explorer_server import explorer_server
 from astrojepa_cli.evaluate.explore.similarity import nearest
 from astrojepa_cli.evaluate.explore.thumbnails import (
-    MIN_SIDE, SIDE, data_uri, inline_thumbnails, side_for_budget, thumbnail_png,
+    MIN_SIDE, SIDE, ThumbnailReader, data_uri, inline_thumbnails, side_for_budget, thumbnail_png,
 )
-from tests.browser import DEEP_QUERY, chromium, errors, wait_for, wait_for_bokeh
+from tests.browser import DEEP_QUERY, POINTS, chromium, errors, isolated_point, pointer, wait_for, wait_for_bokeh
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -37,15 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from explore_scale import write_blob_survey  # noqa: E402
 
 N = 96
-POINTS = "Bokeh.documents[0].get_model_by_name('points')"
-SCREEN_POSITIONS = f"""
-const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('map'));
-const rect = view.canvas_view.el.getBoundingClientRect(), data = {POINTS}.data;
-return Array.from(data.x, (x, i) => [rect.left + view.frame.x_scale.compute(x),
-                                      rect.top + view.frame.y_scale.compute(data.y[i])]);
-"""
-
-
 def write_sky_store(path: Path) -> None:
     """The blob store again, with a catalogue: ra, dec (degrees), a magnitude and a survey name."""
     write_blob_store(path.with_name("plain.h5"))
@@ -88,25 +80,6 @@ def browser(explored, tmp_path_factory):
     driver.quit()
 
 
-def _pointer(driver, x: float, y: float, click: bool = False) -> None:
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-
-    actions = ActionBuilder(driver)
-    actions.pointer_action.move_to_location(int(round(x)), int(round(y)))
-    if click:
-        actions.pointer_action.click()
-    actions.perform()
-
-
-def _isolated_point(driver) -> tuple[int, list[float]]:
-    """A point at least 8 px from every other on screen, so the mouse on it hovers it alone."""
-    positions = np.array(driver.execute_script(SCREEN_POSITIONS))
-    distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1) + np.eye(len(positions)) * 1e9
-    row = int(np.argmax(distances.min(axis=1)))
-    assert distances[row].min() >= 8
-    return row, positions[row].tolist()
-
-
 def _select(driver, rows: list[int]) -> None:
     driver.execute_script(f"{POINTS}.selected.indices = arguments[0];", rows)
 
@@ -135,21 +108,21 @@ def test_the_map_draws_every_object_without_console_errors(browser):
 
 
 def test_hovering_a_point_shows_its_thumbnail_and_catalogue(browser, explored):
-    row, (x, y) = _isolated_point(browser)
-    _pointer(browser, x, y)
+    row, (x, y) = isolated_point(browser)
+    pointer(browser, x, y)
     tip = wait_for(browser, DEEP_QUERY + "const tips = deepQueryAll(document, '.aj-tip');"
                    "return tips.length ? [tips[0].querySelector('img').src, tips[0].innerText] : null;")
     image = store.load(explored["home"] / "data" / "sky.h5").images[row]
     side = explored["page"]["thumbnail_px"]
     assert tip[0] == data_uri(thumbnail_png(image, side))
     assert f"obj{row}" in tip[1].split() and "ra:" in tip[1] and "survey:" in tip[1]
-    _pointer(browser, 5, 5)
+    pointer(browser, 5, 5)
 
 
 def test_clicking_a_point_shows_the_neighbours_similar_finds(browser, explored, monkeypatch):
     _select(browser, [])
-    row, (x, y) = _isolated_point(browser)
-    _pointer(browser, x, y, click=True)
+    row, (x, y) = isolated_point(browser)
+    pointer(browser, x, y, click=True)
     assert browser.execute_script(f"return {POINTS}.selected.indices") == [row]
     monkeypatch.setenv("ASTROJEPA_HOME", str(explored["home"]))
     found = Cli().json("similar", explored["run"], "--id", f"obj{row}", "--k", "6")["neighbours"]
@@ -157,7 +130,7 @@ def test_clicking_a_point_shows_the_neighbours_similar_finds(browser, explored, 
     text = browser.execute_script("return Bokeh.documents[0].get_model_by_name('neighbours').text")
     assert "legacysurvey.org/viewer?ra=" in text and "&amp;dec=" in text
     assert errors(browser) == []
-    _pointer(browser, 5, 5)
+    pointer(browser, 5, 5)
 
 
 def test_every_objects_gallery_holds_the_ids_similar_returns(browser, explored):
@@ -245,8 +218,8 @@ def test_serve_sends_the_page_and_thumbnails_on_demand(explored, browser):
             urllib.request.urlopen(url + f"thumb/{N}.png", timeout=30)
         browser.get(url)
         wait_for_bokeh(browser)
-        row, (x, y) = _isolated_point(browser)
-        _pointer(browser, x, y)
+        row, (x, y) = isolated_point(browser)
+        pointer(browser, x, y)
         loaded = wait_for(browser, DEEP_QUERY + "const img = deepQueryAll(document, '.aj-tip img')[0];"
                                                 "return img && img.complete && img.naturalWidth ? img.src : null;")
         assert loaded == url + f"thumb/{row}.png"
@@ -255,3 +228,17 @@ def test_serve_sends_the_page_and_thumbnails_on_demand(explored, browser):
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
+
+
+def test_a_browser_leaving_mid_reply_prints_nothing_but_other_errors_still_show(explored, capsys):
+    server = explorer_server(ThumbnailReader(explored["home"] / "data" / "sky.h5"), 0)
+    try:
+        for failure in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset"), ValueError("boom")):
+            try:
+                raise failure
+            except Exception:
+                server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    printed = capsys.readouterr().err
+    assert "Broken pipe" not in printed and "reset" not in printed and "ValueError: boom" in printed

@@ -131,6 +131,16 @@ def test_finetune_through_cli_compares_with_scratch(trained):
     assert "blobs/finetune" in _evaluations(cli, root, run)
 
 
+def test_finetune_on_a_share_of_the_labels_keeps_the_test_split_whole(trained):
+    cli, root, run = trained
+    whole = cli.json("probe", run, "--finetune", "--finetune-epochs", "1", "--root", root)
+    result = cli.json("probe", run, "--finetune", "--finetune-epochs", "1", "--finetune-labels", "0.25", "--root", root)
+    assert result["protocol"] == "finetune-labels0.25" and result["config"]["label_fraction"] == 0.25
+    assert result["n_train"] + result["n_valid"] == 16  # a quarter of the 64 labelled train images
+    assert result["n_test"] == whole["n_test"]
+    assert "blobs/finetune-labels0.25" in _evaluations(cli, root, run)
+
+
 def _one_block_vit() -> Encoder:
     return Encoder("vit_tiny_patch16_224", img_size=16, patch_size=4, in_chans=1, depth=1, class_token=False,
                    global_pool="avg")

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from astrojepa_cli.data import store
 from astrojepa_cli.data.store_writer import StoreWriter
-from astrojepa_cli.evaluate.explore.similarity import nearest
+from astrojepa_cli.evaluate.explore.similarity import QUERY_CHUNK, nearest, nearest_many
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 
 LAMBDAS = ("0.02", "0.3", "0.9")
@@ -50,6 +50,23 @@ def test_nearest_matches_brute_force_cosine():
     cosine = embeddings @ query / (np.linalg.norm(embeddings, axis=1) * np.linalg.norm(query))
     np.testing.assert_array_equal(rows, np.argsort(-cosine)[:5])
     np.testing.assert_allclose(similarities, np.sort(cosine)[::-1][:5], atol=1e-6)
+
+
+def test_nearest_many_in_chunks_matches_brute_force_and_breaks_ties_by_row():
+    rng = np.random.default_rng(1)
+    embeddings = rng.normal(size=(300, 4))
+    embeddings[7] = embeddings[3] * 2.0  # same direction as row 3: a tie at every query
+    queries = rng.normal(size=(QUERY_CHUNK + 40, 4))  # more than one chunk
+    rows, similarities = nearest_many(embeddings, queries, 6)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    cosine = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ unit.T
+    expected = np.argsort(-cosine, axis=1, kind="stable")[:, :6]
+    np.testing.assert_allclose(similarities, np.take_along_axis(cosine, expected, axis=1), atol=1e-5)
+    for found, wanted in zip(rows, expected):
+        if 3 in wanted and 7 in wanted:  # the tied pair comes lower row first
+            assert list(found).index(3) < list(found).index(7)
+    all_rows, _ = nearest_many(embeddings[:5], queries[:2], 10)  # k beyond N: every row, ranked
+    assert all_rows.shape == (2, 5) and sorted(all_rows[0]) == [0, 1, 2, 3, 4]
 
 
 def test_similar_by_id_lists_neighbours_and_writes_a_mosaic(sweep):

@@ -33,6 +33,7 @@ def probe(
     finetune: Annotated[bool, typer.Option("--finetune", help="Fine-tune encoder + head, next to the same architecture from scratch.")] = False,
     finetune_epochs: Annotated[int, typer.Option(help="Maximum epochs of --finetune (early stopping on validation loss).")] = FinetuneConfig.epochs,
     finetune_lr: Annotated[float, typer.Option(help="AdamW learning rate of --finetune, both models.")] = FinetuneConfig.lr,
+    finetune_labels: Annotated[float, typer.Option(help="Share of the labelled train (and valid) images --finetune learns from, stratified and seeded, e.g. 0.1; the test split stays whole.")] = FinetuneConfig.label_fraction,
     target: Annotated[Optional[str], typer.Option(help="Regress this store target (e.g. m0) instead of classifying.")] = None,
     snapshots: Annotated[bool, typer.Option("--snapshots", help="Probe every encoder kept by 'pretrain --keep-encoders' and rank-correlate its training loss with balanced accuracy.")] = False,
     max_snapshots: Annotated[Optional[int], typer.Option(help="With --snapshots: probe at most this many, evenly spaced.")] = None,
@@ -61,6 +62,8 @@ def probe(
 
       astrojepa probe RUN --finetune --finetune-epochs 20
 
+      astrojepa probe RUN --finetune --finetune-labels 0.1   # 10 % of the labels, pretrained against scratch
+
       astrojepa probe RUN --data jets --target m0
 
       astrojepa probe RUN --tta d4 --snapshots
@@ -77,7 +80,7 @@ def probe(
         scratch=scratch, scratch_training=ScratchTraining(steps=scratch_steps),
         shots=parse_list(shots, int, "--shots") if shots is not None else None,
         fractions=parse_list(fractions, float, "--fractions") if fractions is not None else None,
-        finetune_config=FinetuneConfig(epochs=finetune_epochs, lr=finetune_lr),
+        finetune_config=FinetuneConfig(epochs=finetune_epochs, lr=finetune_lr, label_fraction=finetune_labels),
     )
     features = FeatureChoice(pool, feature_norm, tta)
     check_options(request, features, snapshots)

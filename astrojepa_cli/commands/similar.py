@@ -29,7 +29,7 @@ def similar(
     json_output: JsonOption = False,
 ) -> None:
     """List the K objects most similar (cosine similarity of embeddings) to an object or an image file,
-    and write a mosaic of them (a new file for each query). Uses faiss when it is installed, else scikit-learn.
+    and write a mosaic of them (a new file for each query). Uses faiss when it is installed, else an exact numpy search.
     The store's embeddings are computed once and kept in the run's cache (see `astrojepa runs cache`).
 
     Examples:
@@ -41,10 +41,14 @@ def similar(
     from astrojepa_cli import runs
     from astrojepa_cli.evaluate.explore.similarity import similar_objects
     from astrojepa_cli.runs.embedding_cache import EmbeddingCache
-    from astrojepa_cli.train.distributed import resolve_device
+
+    def run_device():
+        from astrojepa_cli.train.distributed import resolve_device
+
+        return resolve_device(device)
 
     run, data_name, store_path = open_with_data(run_ref, data, root)
     result = similar_objects(lambda: runs.load_encoder(run), store_path, k, run.dir / "similar", object_id, image,
-                             resolve_device(device), runs.run_stretch(run.manifest), pdf,
+                             run_device, runs.run_stretch(run.manifest), pdf,
                              pool or runs.run_pool(run.manifest), EmbeddingCache.of_run(run))
     report(result, json_output, lambda: stderr.print(neighbour_table(data_name, result), highlight=False))

@@ -1,9 +1,10 @@
-"""Frozen features: a run's encoder applied to every image of a store, in bounded chunks."""
+"""Frozen features: a run's encoder applied to every image of a store, in bounded chunks. The
+Features record, the feature options and reading cached rows need no torch and live in
+:mod:`astrojepa_cli.evaluate.feature_rows`; they are re-exported here."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,36 +13,20 @@ import torch
 
 from astrojepa_cli.data import loader, store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.runs.embedding_cache import EmbeddingCache, file_signature
+from astrojepa_cli.evaluate.feature_rows import (  # noqa: F401  (re-exported: features.Features etc.)
+    FEATURE_NORMS, POOLS, TTAS, Features, cache_options, cached_features, check_feature_norm, check_pool_name,
+    check_tta, images_at, row_of_id,
+)
+from astrojepa_cli.runs.embedding_cache import EmbeddingCache
 from astrojepa_cli.work_progress import with_progress
 from registry.views import centre_view, dihedral_views
 
-POOLS = ("mean", "cls", "last2")
-# How the probe's features are normalised: per feature (the probe's own standardisation), or
-# also per image first (LayerNorm without a learnt affine), which removes each image's overall scale.
-FEATURE_NORMS = ("standard", "layernorm")
-# Test-time averaging of embeddings: none, or the mean over the 8 rotations/flips of D4.
-TTAS = ("none", "d4")
 CHUNK = 256
-
-
-@dataclass
-class Features:
-    embeddings: np.ndarray  # (N, D) float32
-    labels: np.ndarray
-    ids: np.ndarray
-    split: np.ndarray
-    targets: dict[str, np.ndarray]
 
 
 def encoder_img_size(encoder: torch.nn.Module, default: int) -> int:
     """The input size the encoder was trained at (``pretrain --img-size``), else its ViT size, else ``default``."""
     return int(getattr(encoder, "input_size", None) or encoder.timm_spec.get("img_size", default))
-
-
-def check_pool_name(pool: str) -> None:
-    if pool not in POOLS:
-        raise UserError(f"--pool must be one of {', '.join(POOLS)} (got {pool})")
 
 
 def check_pool(encoder: torch.nn.Module, pool: str) -> None:
@@ -76,16 +61,6 @@ def layer_normed(features: Features) -> Features:
     x = features.embeddings
     normed = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-6)
     return Features(normed.astype(np.float32), features.labels, features.ids, features.split, features.targets)
-
-
-def check_feature_norm(norm: str) -> None:
-    if norm not in FEATURE_NORMS:
-        raise UserError(f"--feature-norm must be one of {', '.join(FEATURE_NORMS)} (got {norm})")
-
-
-def check_tta(tta: str) -> None:
-    if tta not in TTAS:
-        raise UserError(f"--tta must be one of {', '.join(TTAS)} (got {tta})")
 
 
 def tta_suffix(tta: str) -> str:
@@ -159,28 +134,6 @@ def _computed(encoder: torch.nn.Module, store_path: Path, device: torch.device |
         yield embed(images)
 
 
-def _cache_options(info: store.StoreInfo, pool: str, stretch: str, tta: str) -> dict:
-    """What, besides the weights, a cache entry's features depend on. The input size is not listed:
-    the encoder file records it, or it is the store's image size, and both files' hashes are. The
-    store's recorded hash is joined by its file's size, mtime and inode, so pixels rewritten by
-    another tool (which leaves the recorded hash as it was) are embedded afresh."""
-    return {"store_sha256": info.sha256, "store_file": file_signature(Path(info.path)), "pool": pool, "tta": tta,
-            "stretch": stretch}
-
-
-def cached_features(store_path: Path, cache: EmbeddingCache, pool: str = "mean", stretch: str = "none",
-                    tta: str = "none") -> Features | None:
-    """The store's features held by ``cache`` for these options, or None; no encoder needs loading."""
-    check_pool_name(pool)
-    check_tta(tta)
-    info = store.read_info(store_path)
-    embeddings = cache.load(_cache_options(info, pool, stretch, tta), info.n_images)
-    if embeddings is None:
-        return None
-    meta = store.load(store_path, with_images=False)
-    return Features(embeddings, meta.labels, meta.ids, meta.split, meta.targets)
-
-
 def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.device | str = "cpu",
                     pool: str = "mean", stretch: str = "none", chunk: int = CHUNK,
                     tta: str = "none", cache: EmbeddingCache | None = None) -> Iterator[np.ndarray]:
@@ -193,7 +146,7 @@ def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.de
     """
     info = store.read_info(store_path)
     _check(encoder, info, pool, tta)
-    cached = None if cache is None else cache.load(_cache_options(info, pool, stretch, tta), info.n_images)
+    cached = None if cache is None else cache.load(cache_options(info, pool, stretch, tta), info.n_images)
     if cached is not None:
         for start in range(0, info.n_images, chunk):
             yield cached[start : start + chunk]
@@ -201,7 +154,7 @@ def iter_embeddings(encoder: torch.nn.Module, store_path: Path, device: torch.de
     if cache is None:
         yield from _computed(encoder, store_path, device, pool, stretch, chunk, tta, info.n_images)
         return
-    with cache.writing(_cache_options(info, pool, stretch, tta), info.n_images,
+    with cache.writing(cache_options(info, pool, stretch, tta), info.n_images,
                        {"dataset": info.name, "store": info.path}) as entry:
         for embeddings in _computed(encoder, store_path, device, pool, stretch, chunk, tta, info.n_images):
             entry.add(embeddings)
@@ -222,21 +175,3 @@ def extract(encoder: torch.nn.Module, store_path: Path, device: torch.device | s
     meta = store.load(store_path, with_images=False)
     embeddings = np.concatenate(list(iter_embeddings(encoder, store_path, device, pool, stretch, chunk, tta, cache)))
     return Features(embeddings, meta.labels, meta.ids, meta.split, meta.targets)
-
-
-def images_at(store_path: Path, rows: np.ndarray) -> np.ndarray:
-    """Pixels (K, H, W, C) of the store rows ``rows``, in the order given, reading only those rows."""
-    import h5py
-
-    rows = np.asarray(rows, dtype=np.int64)
-    unique, inverse = np.unique(rows, return_inverse=True)
-    with h5py.File(store_path, "r") as handle:
-        return handle["images"][unique][inverse]
-
-
-def row_of_id(ids: np.ndarray, object_id: str) -> int:
-    """The store row of the object ``object_id``; a clear error if there is none."""
-    found = np.flatnonzero(ids == object_id)
-    if len(found) == 0:
-        raise UserError(f"no object with id '{object_id}' in this dataset")
-    return int(found[0])

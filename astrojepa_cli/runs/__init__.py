@@ -9,10 +9,20 @@ from astrojepa_cli.runs.store import (
     fail_unfinished, list_runs, now, open_run, owner, read_metrics, run_pool, run_stretch, steady_images_per_second,
     unfinished_note,
 )
-from astrojepa_cli.runs.weights import (
-    TIMM_SPEC_KEYS, checked_timm_spec, load_encoder, load_encoder_file, load_tensors, rebuild_encoder, save_encoder,
-    save_tensors, snapshot_path,
-)
+
+# The weights need torch (seconds to import); they are imported on first use, so that reading runs,
+# manifests and cached embeddings (``similar`` on a cached store, ``runs list``) never loads it.
+_WEIGHTS = ("TIMM_SPEC_KEYS", "checked_timm_spec", "load_encoder", "load_encoder_file", "load_tensors",
+            "rebuild_encoder", "save_encoder", "save_tensors", "snapshot_path")
+
+
+def __getattr__(name: str):
+    if name in _WEIGHTS:
+        from astrojepa_cli.runs import weights
+
+        return getattr(weights, name)
+    raise AttributeError(f"module 'astrojepa_cli.runs' has no attribute '{name}'")
+
 
 __all__ = [
     "ENCODER_FILE",

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 from astrojepa_cli import __version__, paths
 from astrojepa_cli.atomic import write_json
 from astrojepa_cli.errors import UserError
@@ -179,6 +177,7 @@ def steady_images_per_second(metrics_path: Path) -> float:
 def environment(device: str) -> dict:
     """Versions, device and platform, and the CPU with the matrix instructions that set its fp32 and bf16 speed."""
     import timm
+    import torch
 
     return {
         "python": platform.python_version(),

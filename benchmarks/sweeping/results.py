@@ -1,4 +1,6 @@
-"""A sweep's results folder: ``rows.jsonl`` (one finished result per line) and the in-flight runs."""
+"""A sweep's results folder: ``rows.jsonl`` (one finished result per line), the in-flight runs, and
+each dataset's test labels (``test-labels.json``), which turn the rows' test predictions into
+paired-bootstrap intervals of differences without the stores."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from astrojepa_cli.atomic import write_json
 
 ROWS_FILE = "rows.jsonl"
 STATE_FILE = "in-flight.json"
+TEST_LABELS_FILE = "test-labels.json"
 
 
 class Results:
@@ -18,6 +21,7 @@ class Results:
     def __init__(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         self.rows_path, self.state_path = out / ROWS_FILE, out / STATE_FILE
+        self.test_labels_path = out / TEST_LABELS_FILE
 
     def rows(self) -> list[dict]:
         if not self.rows_path.exists():
@@ -49,3 +53,11 @@ class Results:
         else:
             state[key] = run_id
         write_json(self.state_path, state)
+
+    def test_labels(self) -> dict[str, list[int]]:
+        """Per dataset, the labels of the labelled test images in store order: the order of every row's
+        ``test_predictions``."""
+        return json.loads(self.test_labels_path.read_text()) if self.test_labels_path.exists() else {}
+
+    def record_test_labels(self, dataset: str, labels: list[int]) -> None:
+        write_json(self.test_labels_path, {**self.test_labels(), dataset: labels})

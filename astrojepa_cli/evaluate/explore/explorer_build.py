@@ -54,7 +54,7 @@ def build_explorer(features: Features, store_path: Path, scores: np.ndarray, sco
     else:
         side = thumbnails.side_for_budget(store_path, THUMBNAIL_BUDGET_BYTES)
         urls = thumbnails.inline_thumbnails(store_path, side)
-    search = "faiss" if importlib.util.find_spec("faiss") is not None else "scikit-learn"
+    search = "faiss" if importlib.util.find_spec("faiss") is not None else "numpy"
     text = PageText(
         title=f"{n:,} objects of {source.data_name} in the embedding of run {source.run_id}",
         notes=[f"embedding: {source.pool} pooling, test-time averaging {source.tta}",

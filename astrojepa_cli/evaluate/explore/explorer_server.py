@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import re
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,6 +32,12 @@ class ExplorerServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}/"
+
+    def handle_error(self, request, client_address) -> None:
+        """A browser that goes away mid-reply (a closed tab, a thumbnail no longer hovered) is routine, not an
+        error: nothing is printed. Anything else is reported as http.server does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ExplorerHandler(BaseHTTPRequestHandler):

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
-from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import normalize
 
 from astrojepa_cli.data import store
 from astrojepa_cli.errors import UserError
-from astrojepa_cli.evaluate.features import (
-    cached_features, check_pool, embed_images, extract, images_at, row_of_id,
-)
+from astrojepa_cli.evaluate.feature_rows import cached_features, images_at, row_of_id
 from astrojepa_cli.evaluate.figures.plotting import save_figure, similarity_mosaic, sky_positions, unused_path
 from astrojepa_cli.runs.embedding_cache import EmbeddingCache
+
+if TYPE_CHECKING:
+    import torch
+
+# Query rows scored against all embeddings at once by the exact numpy search: bounds its memory to
+# QUERY_CHUNK x N similarities (100 MB for 100k objects).
+QUERY_CHUNK = 256
 
 
 def nearest(embeddings: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,20 +32,36 @@ def nearest_many(embeddings: np.ndarray, queries: np.ndarray, k: int) -> tuple[n
     """For each of ``queries`` (Q, D): the rows (Q, k) of the embeddings of highest cosine similarity, and
     those similarities (Q, k), most similar first.
 
-    Exact search: faiss's inner-product index on unit vectors when faiss is installed,
-    else scikit-learn's NearestNeighbors with the cosine metric (similarity = 1 - distance).
+    Exact search over unit vectors (cosine similarity = inner product): faiss's flat inner-product
+    index when faiss is installed, else numpy: a chunk of queries at a time against every embedding,
+    the top ``k`` by ``argpartition``, then sorted (equal similarities by row).
     """
     k = min(k, len(embeddings))
-    queries = normalize(queries.astype(np.float32))
-    if not _has_faiss():
-        distances, rows = NearestNeighbors(n_neighbors=k, metric="cosine").fit(embeddings).kneighbors(queries)
-        return rows, 1.0 - distances
-    import faiss
+    unit_embeddings, unit_queries = unit_rows(embeddings), unit_rows(queries)
+    if _has_faiss():
+        import faiss
 
-    index = faiss.IndexFlatIP(embeddings.shape[1])
-    index.add(normalize(embeddings.astype(np.float32)))
-    similarities, rows = index.search(queries, k)
-    return rows, similarities
+        index = faiss.IndexFlatIP(unit_embeddings.shape[1])
+        index.add(unit_embeddings)
+        similarities, rows = index.search(unit_queries, k)
+        return rows, similarities
+    all_rows, all_similarities = [], []
+    for start in range(0, len(unit_queries), QUERY_CHUNK):
+        scores = unit_queries[start : start + QUERY_CHUNK] @ unit_embeddings.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
+            np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.lexsort((top, -top_scores), axis=1)
+        all_rows.append(np.take_along_axis(top, order, axis=1))
+        all_similarities.append(np.take_along_axis(top_scores, order, axis=1))
+    return np.concatenate(all_rows), np.concatenate(all_similarities)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """The rows scaled to unit length (float32; an all-zero row stays zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 def image_as_store_pixels(path: Path, info: store.StoreInfo) -> np.ndarray:
@@ -73,7 +91,8 @@ def image_as_store_pixels(path: Path, info: store.StoreInfo) -> np.ndarray:
 
 
 def similar_objects(load_encoder: Callable[[], torch.nn.Module], store_path: Path, k: int, out_dir: Path,
-                    object_id: str | None = None, image_path: Path | None = None, device: torch.device | str = "cpu",
+                    object_id: str | None = None, image_path: Path | None = None,
+                    device: Callable[[], torch.device | str] = lambda: "cpu",
                     stretch: str = "none", pdf: bool = False, pool: str = "mean",
                     cache: EmbeddingCache | None = None) -> dict:
     """The ``k`` objects of the store most similar to a store object (``object_id``) or an image file.
@@ -81,8 +100,9 @@ def similar_objects(load_encoder: Callable[[], torch.nn.Module], store_path: Pat
     The query object itself is left out of its own neighbours. Writes a mosaic of
     the query and its neighbours into ``out_dir``, under a new name if an earlier query's is there.
     ``cache`` is the embedding cache of the weights ``load_encoder`` reads (see
-    :func:`features.iter_embeddings`); the encoder is loaded only when the cache lacks the store's
-    embeddings or the query is an image file.
+    :func:`features.iter_embeddings`); the encoder is loaded, and ``device()`` asked for the device to
+    run it on, only when the cache lacks the store's embeddings or the query is an image file, so a
+    cached query by id never imports torch.
     """
     if (object_id is None) == (image_path is None):
         raise UserError("give exactly one of --id and --image")
@@ -91,16 +111,20 @@ def similar_objects(load_encoder: Callable[[], torch.nn.Module], store_path: Pat
     info = store.read_info(store_path)
     features = cached_features(store_path, cache, pool, stretch) if cache is not None else None
     encoder = load_encoder() if features is None or image_path is not None else None
-    if features is None:
+    if encoder is not None:
+        from astrojepa_cli.evaluate.features import check_pool, embed_images, extract
+
         check_pool(encoder, pool)
-        features = extract(encoder, store_path, device, pool=pool, stretch=stretch, cache=cache)
+        run_device = device()
+    if features is None:
+        features = extract(encoder, store_path, run_device, pool=pool, stretch=stretch, cache=cache)
     if object_id is not None:
         query_row = row_of_id(features.ids, object_id)
         query, query_image = features.embeddings[query_row], images_at(store_path, np.array([query_row]))[0]
         name, caption = object_id, f"query {object_id}"
     else:
         query_image = image_as_store_pixels(image_path, info)
-        query = embed_images(encoder, query_image[None], store_path, device, pool=pool, stretch=stretch)[0]
+        query = embed_images(encoder, query_image[None], store_path, run_device, pool=pool, stretch=stretch)[0]
         query_row, name, caption = -1, image_path.stem, f"query {image_path.name}"
     rows, similarities = nearest(features.embeddings, query, k + (query_row >= 0))
     keep = rows != query_row
@@ -116,7 +140,7 @@ def similar_objects(load_encoder: Callable[[], torch.nn.Module], store_path: Pat
                                f"{len(neighbours)} nearest to {name} in {info.name}", sky)
     files = save_figure(figure, unused_path(out_dir / f"{info.name}-{name}.png"), pdf)
     return {"query": name, "neighbours": neighbours, "mosaic": str(files[0]),
-            "search": "faiss" if _has_faiss() else "sklearn"}
+            "search": "faiss" if _has_faiss() else "numpy"}
 
 
 def _has_faiss() -> bool:

@@ -57,11 +57,18 @@ def task_for(store_path: Path, target: str | None) -> Task:
     return Task(arrays.targets[target].astype(np.float64), [], target)
 
 
-def split_rows(split: np.ndarray, task: Task, valid_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Usable train, validation and test rows; without a usable ``valid`` split, a seeded stratified
-    ``valid_fraction`` of train is held out for early stopping."""
+def split_rows(split: np.ndarray, task: Task, valid_fraction: float, seed: int,
+               label_fraction: float = 1.0) -> dict[str, np.ndarray]:
+    """Usable train, validation and test rows. With ``label_fraction`` < 1 a seeded, stratified share of
+    the train and valid rows is kept (the test rows all are); then, without a usable ``valid`` split, a
+    seeded stratified ``valid_fraction`` of train is held out for early stopping."""
     usable = task.usable()
     rows = {name: np.flatnonzero((split == name) & usable) for name in ("train", "valid", TEST_SPLIT)}
+    if label_fraction < 1:
+        for name in ("train", "valid"):
+            strata = np.zeros(len(rows[name]), dtype=int) if task.is_regression else task.values[rows[name]]
+            keep = max(2, int(round(label_fraction * len(rows[name])))) if len(rows[name]) >= 2 else len(rows[name])
+            rows[name] = np.sort(hold_out(rows[name], strata, keep, seed)[1])
     if len(rows["valid"]) < 2:
         train = rows["train"]
         strata = np.zeros(len(train), dtype=int) if task.is_regression else task.values[train]
@@ -138,7 +145,7 @@ def compare_with_scratch(encoder: nn.Module, scratch: nn.Module, store_path: Pat
     """Fine-tune ``encoder`` and train ``scratch`` (same architecture, fresh weights) identically."""
     config.validate()
     arrays = store.load(store_path, with_images=False)
-    rows = split_rows(arrays.split, task, config.valid_fraction, seed)
+    rows = split_rows(arrays.split, task, config.valid_fraction, seed, config.label_fraction)
     every = np.concatenate([rows["train"], rows["valid"], rows[TEST_SPLIT]])
     data = loader.DeviceImages(store_path, device, every, stretch)
     bounds = np.cumsum([0, len(rows["train"]), len(rows["valid"]), len(rows[TEST_SPLIT])])

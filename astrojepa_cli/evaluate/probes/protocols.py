@@ -50,6 +50,11 @@ class ProbeRequest:
             raise UserError(f"choose one protocol at a time, not {' and '.join(chosen)}")
         if self.target and chosen and chosen != ["--finetune"]:
             raise UserError(f"--target works with the linear probe or --finetune, not {chosen[0]}")
+        if not self.finetune and self.finetune_config != FinetuneConfig():
+            raise UserError("--finetune-epochs, --finetune-lr and --finetune-labels set the training of --finetune; "
+                            "add --finetune or drop them")
+        if self.finetune:
+            self.finetune_config.validate()
         if self.finetune and self.random_init:
             raise UserError("--finetune already trains the same architecture from scratch; drop --random-init")
         if self.scratch and (self.shots is None or self.random_init):
@@ -65,6 +70,8 @@ class ProbeRequest:
     def protocol(self) -> str:
         if self.finetune:
             name = f"finetune-{self.target}" if self.target else "finetune"
+            if self.finetune_config.label_fraction < 1:
+                name += f"-labels{self.finetune_config.label_fraction:g}"
         elif self.target:
             name = f"regression-{self.target}"
         elif self.knn is not None:
