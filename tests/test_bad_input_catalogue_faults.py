@@ -157,7 +157,7 @@ CASES = [
          after=_failed_run_recorded),
     Case("read-only-home", ("fetch-data", "npz", "{tmp}/arrays.npz", "--name", "w", "--root", "{readonly}"),
          setup=lambda env: (npz_setup(np.zeros((8, 16, 16), dtype=np.uint8))(env), _read_only_root(env))),
-    Case("ctrl-c-during-start-up", ("runs", "list"), code=130, setup=lambda env: env.values.update(sigint=0.3),
+    Case("ctrl-c-during-start-up", ("plugins", "--json"), code=130, setup=lambda env: env.values.update(sigint=0.3),
          after=says("interrupted")),
     Case("probe-while-training", ("probe", "{training}", "--json"), code=0, setup=_probe_during_training,
          after=_evaluation_kept),

@@ -107,7 +107,7 @@ def test_two_recipe_sweep_scores_ranks_plots_and_skips_finished_runs(blob_store,
 
 def test_interrupted_sweep_resumes_its_pretraining(blob_store, home, tmp_path):
     sweep_file, out = tmp_path / "long.toml", tmp_path / "out"
-    sweep_file.write_text(TINY.format(steps=150).split("[[run]]")[0] + '[[run]]\nname = "base"\n')
+    sweep_file.write_text(TINY.format(steps=60).split("[[run]]")[0] + '[[run]]\nname = "base"\n')
     process = _sweep(home, sweep_file, out, wait=False)
     deadline = time.time() + 300
     while not list((home / "runs").glob("*/metrics.jsonl")):
@@ -119,13 +119,13 @@ def test_interrupted_sweep_resumes_its_pretraining(blob_store, home, tmp_path):
     assert stderr.strip().splitlines()[-1].startswith("interrupted")
     interrupted = json.loads((out / "in-flight.json").read_text())["base/blobs/seed0"]
     manifest = json.loads((home / "runs" / interrupted / "manifest.json").read_text())
-    assert manifest["status"] == "interrupted" and manifest["steps"] < 150
+    assert manifest["status"] == "interrupted" and manifest["steps"] < 60
     assert not (out / "rows.jsonl").exists()
 
     resumed = _sweep(home, sweep_file, out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     row = next(row for row in _rows(out) if row["kind"] == "recipe")
-    assert row["run_id"] == interrupted and row["steps"] == 150
+    assert row["run_id"] == interrupted and row["steps"] == 60
     assert json.loads((out / "in-flight.json").read_text()) == {}
 
 

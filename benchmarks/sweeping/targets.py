@@ -78,7 +78,8 @@ def targets_markdown(sweep: Sweep, rows: list[dict], test_labels: dict[str, list
     return "\n".join([
         "### The targets", "",
         f"The best recipe by the ranking above is `{best}`. The targets are defined at 30 CPU-minutes and the mean "
-        f"of 3 seeds; these rows are one seed at {length}. Not measured here: fine-tuning at 10 % of the labels "
-        "against training from scratch, and supervised training with all labels at the same budget.", "",
+        f"of 3 seeds; these rows are one seed at {length}. Fine-tuning against training from scratch at 1, 10 and "
+        "100 % of the labels is measured apart, on one run ([causes.md](causes.md#what-labels-buy-fine-tuning-against-"
+        "training-from-scratch)); supervised training with all labels at the same budget is not measured.", "",
         "| set | target | needed | measured | met |", "|---|---|---:|---:|---|",
         *(f"| {' | '.join(line)} |" for line in lines), ""])
