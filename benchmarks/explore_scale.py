@@ -43,7 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from astrojepa_cli.data.store_writer import StoreWriter  # noqa: E402
-from tests.browser import DEEP_QUERY, chromium, errors, isolated_point, pointer, wait_for, wait_for_bokeh  # noqa: E402
+from tests.browser import (  # noqa: E402
+    HOVERED_THUMBNAIL, chromium, errors, isolated_point, pointer, wait_for, wait_for_bokeh,
+)
 
 TINY_RUN = ("--arch", "vit-t", "--img-size", "16", "--patch-size", "4", "--batch-size", "16", "--local-views", "2",
             "--max-steps", "2", "--quiet", "--json")
@@ -137,9 +139,7 @@ def load_time(url: str, downloads: Path, hover: bool = False) -> tuple[float, in
             row, (x, y) = isolated_point(driver)
             start = time.perf_counter()
             pointer(driver, x, y)
-            loaded = wait_for(driver, DEEP_QUERY + "const img = deepQueryAll(document, '.aj-tip img')[0];"
-                                                   "return img && img.complete && img.naturalWidth ? img.src : null;",
-                              timeout=60)
+            loaded = wait_for(driver, HOVERED_THUMBNAIL, timeout=60)
             hover_s = round(time.perf_counter() - start, 2)
             if not loaded.endswith(f"/thumb/{row}.png"):
                 raise SystemExit(f"hovering row {row} showed {loaded}")
@@ -175,10 +175,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.real and args.root is None:
         parser.error("--real needs --root")
-    from astrojepa_cli.train.budget import machine
-
     if not args.inline and not args.served and not args.real:
         parser.error("nothing to measure: --inline and --served are both 0 and no --real is given")
+    from astrojepa_cli.train.budget import machine
+
     with tempfile.TemporaryDirectory() as scratch:
         home, downloads = Path(scratch) / "home", Path(scratch) / "downloads"
         env = {**os.environ, "ASTROJEPA_HOME": str(home)}

@@ -14,7 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from astrojepa_cli.train.precision import choose_by_steps  # noqa: E402
 
 
 def calibrations(rows_path: Path) -> list[dict]:
@@ -33,7 +38,7 @@ def calibrations(rows_path: Path) -> list[dict]:
                       "threads": plan.get("machine", {}).get("torch_threads"),
                       "fp32_s": rates["fp32"], "bf16_s": rates["bf16"],
                       "bf16_speedup": round(rates["fp32"] / rates["bf16"], 3),
-                      "chosen": "bf16" if rates["bf16"] < rates["fp32"] else "fp32"})
+                      "chosen": choose_by_steps("auto", rates).used})
     return found
 
 

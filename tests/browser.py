@@ -88,6 +88,9 @@ def errors(driver) -> list[dict]:
 
 
 POINTS = "Bokeh.documents[0].get_model_by_name('points')"
+# The source of the hover tooltip's thumbnail once it has loaded, else null.
+HOVERED_THUMBNAIL = DEEP_QUERY + ("const img = deepQueryAll(document, '.aj-tip img')[0];"
+                                  "return img && img.complete && img.naturalWidth ? img.src : null;")
 SCREEN_POSITIONS = f"""
 const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('map'));
 const rect = view.canvas_view.el.getBoundingClientRect(), data = {POINTS}.data;

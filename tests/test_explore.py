@@ -30,7 +30,9 @@ from astrojepa_cli.evaluate.explore.similarity import nearest
 from astrojepa_cli.evaluate.explore.thumbnails import (
     MIN_SIDE, SIDE, ThumbnailReader, data_uri, inline_thumbnails, side_for_budget, thumbnail_png,
 )
-from tests.browser import DEEP_QUERY, POINTS, chromium, errors, isolated_point, pointer, wait_for, wait_for_bokeh
+from tests.browser import (
+    DEEP_QUERY, HOVERED_THUMBNAIL, POINTS, chromium, errors, isolated_point, pointer, wait_for, wait_for_bokeh,
+)
 from tests.conftest import TINY_PRETRAIN, Cli, write_blob_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -38,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from explore_scale import write_blob_survey  # noqa: E402
 
 N = 96
+
+
 def write_sky_store(path: Path) -> None:
     """The blob store again, with a catalogue: ra, dec (degrees), a magnitude and a survey name."""
     write_blob_store(path.with_name("plain.h5"))
@@ -220,8 +224,7 @@ def test_serve_sends_the_page_and_thumbnails_on_demand(explored, browser):
         wait_for_bokeh(browser)
         row, (x, y) = isolated_point(browser)
         pointer(browser, x, y)
-        loaded = wait_for(browser, DEEP_QUERY + "const img = deepQueryAll(document, '.aj-tip img')[0];"
-                                                "return img && img.complete && img.naturalWidth ? img.src : null;")
+        loaded = wait_for(browser, HOVERED_THUMBNAIL)
         assert loaded == url + f"thumb/{row}.png"
         assert errors(browser) == []
     finally:

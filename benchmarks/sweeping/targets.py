@@ -41,10 +41,10 @@ def target_lines(sweep: Sweep, rows: list[dict],
                            linear["random"]["value"] >= 0.10))
             checks.append((OPTICAL, "lower end of its 95 % interval", "≥ +0.05", linear["random"]["ci"][0],
                            linear["random"]["ci"][0] >= 0.05))
-        for against in ("pixels", "random"):
+        for against, named in (("pixels", "pixels"), ("random", "random weights")):
             if knn[against]:
-                checks.append((OPTICAL, f"kNN − {'pixels' if against == 'pixels' else 'random weights'}", "≥ +0.05",
-                               knn[against]["value"], knn[against]["value"] >= 0.05))
+                value = knn[against]["value"]
+                checks.append((OPTICAL, f"kNN − {named}", "≥ +0.05", value, value >= 0.05))
     if RADIO in mine and RADIO in test_labels:
         radio = row_intervals(mine[RADIO], baselines, np.asarray(test_labels[RADIO]))["linear"]["random"]
         if radio:

@@ -48,8 +48,7 @@ def nearest_many(embeddings: np.ndarray, queries: np.ndarray, k: int) -> tuple[n
     all_rows, all_similarities = [], []
     for start in range(0, len(unit_queries), QUERY_CHUNK):
         scores = unit_queries[start : start + QUERY_CHUNK] @ unit_embeddings.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
-            np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.lexsort((top, -top_scores), axis=1)
         all_rows.append(np.take_along_axis(top, order, axis=1))
